@@ -1,0 +1,185 @@
+"""Classification rows: validation of a traced batch and its Arrow columns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from ml_debugger.core.schema import fixed_size_list
+from ml_debugger.exceptions import TraceValidationError
+
+SCORE_TYPES = ("logits", "probabilities")
+_PROBABILITY_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class ClassificationBatch:
+    """One validated batch of classification traces (numpy arrays, batch-first).
+
+    ``nonfinite_rows`` counts rows whose scores contain NaN or inf; they are recorded as they are.
+    """
+
+    task: ClassVar[str] = "classification"
+    scores: np.ndarray
+    labels: np.ndarray
+    input_ids: np.ndarray
+    input_hashes: np.ndarray
+    features: np.ndarray | None
+    score_type: str
+    nonfinite_rows: int
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def columns(self) -> dict[str, pa.Array]:
+        """The task's Arrow columns (built in the writer thread, off the training loop)."""
+        n = len(self)
+        columns = {
+            "label": pa.array(self.labels, type=pa.int64()),
+            "scores": fixed_size_list(self.scores, pa.float32()),
+            "score_type": pa.repeat(pa.scalar(self.score_type), n).dictionary_encode(),
+            "loss": pa.array(per_sample_loss(self.scores, self.labels, self.score_type), type=pa.float32()),
+        }
+        if self.features is not None:
+            columns["features"] = fixed_size_list(self.features, pa.from_numpy_dtype(self.features.dtype))
+        return columns
+
+
+def per_sample_loss(scores: np.ndarray, labels: np.ndarray, score_type: str) -> np.ndarray:
+    """Cross-entropy of each row in nats (NaN where the scores are not finite)."""
+    rows = np.arange(len(labels))
+    scores = scores.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        if score_type == "probabilities":
+            return -np.log(np.clip(scores[rows, labels], 1e-12, 1.0))
+        top = scores.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(scores - top).sum(axis=1)) + top[:, 0]
+        return log_norm - scores[rows, labels]
+
+
+def make_classification_batch(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    input_hashes: np.ndarray,
+    input_ids: np.ndarray | None = None,
+    features: np.ndarray | None = None,
+    score_type: str = "logits",
+) -> ClassificationBatch:
+    """Validate numpy arrays of one batch and return them as a :class:`ClassificationBatch`.
+
+    Args:
+        scores: ``(batch, n_classes)`` logits or probabilities; ``(batch,)`` or ``(batch, 1)``
+            is a binary model's single logit / probability of class 1.
+        labels: ``(batch,)`` integer class indices in ``[0, n_classes)``.
+        input_hashes: ``(batch,)`` content hashes of the inputs.
+        input_ids: ``(batch,)`` ids (ints or strings, stored as strings); ``None`` uses the hashes.
+        features: ``(batch, ...)`` feature vectors, flattened to ``(batch, d)``; ``None`` for none.
+        score_type: ``"logits"`` or ``"probabilities"``.
+
+    Raises:
+        TraceValidationError: naming the field whose shape, type or range is wrong.
+    """
+    if score_type not in SCORE_TYPES:
+        raise TraceValidationError(f"score_type must be one of {SCORE_TYPES}; got {score_type!r}")
+    scores = _as_score_matrix(scores, score_type)
+    batch = scores.shape[0]
+    labels = _as_labels(labels, batch, scores.shape[1])
+    input_hashes = _as_id_vector(input_hashes, batch, "input_hashes")
+    input_ids = input_hashes if input_ids is None else _as_id_vector(input_ids, batch, "input_ids")
+    if features is not None:
+        features = _as_features(features, batch)
+    finite = np.isfinite(scores).all(axis=1)
+    nonfinite_rows = int(batch - finite.sum())
+    if score_type == "probabilities" and finite.any():
+        sums = scores[finite].sum(axis=1)
+        if np.abs(sums - 1.0).max() > _PROBABILITY_TOLERANCE or scores[finite].min() < 0:
+            raise TraceValidationError(
+                "scores were declared score_type='probabilities' but rows are not probability vectors "
+                f"(row sums range {sums.min():.4g}..{sums.max():.4g}); pass score_type='logits' for raw logits"
+            )
+    return ClassificationBatch(
+        scores=scores, labels=labels, input_ids=input_ids, input_hashes=input_hashes,
+        features=features, score_type=score_type, nonfinite_rows=nonfinite_rows,
+    )
+
+
+def _as_score_matrix(scores: np.ndarray, score_type: str) -> np.ndarray:
+    scores = np.asarray(scores)
+    if scores.dtype.kind not in "fiu":
+        raise TraceValidationError(f"model output (logits) must be numeric; got dtype {scores.dtype}")
+    if scores.ndim == 2 and scores.shape[1] == 1:
+        scores = scores[:, 0]
+    if scores.ndim == 1:  # a binary model's single output for class 1
+        scores = scores.astype(np.float32)
+        other = 1.0 - scores if score_type == "probabilities" else np.zeros_like(scores)
+        scores = np.stack([other, scores], axis=1)
+    if scores.ndim != 2:
+        raise TraceValidationError(
+            f"model output (logits) must have shape (batch, n_classes); got shape {scores.shape}"
+        )
+    if scores.shape[0] == 0:
+        raise TraceValidationError("model output (logits) has an empty batch")
+    return np.array(scores, dtype=np.float32, copy=True)
+
+
+def _as_labels(labels: np.ndarray, batch: int, n_classes: int) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise TraceValidationError(
+            f"labels must have shape (batch,) of class indices; got shape {labels.shape} "
+            "(one-hot labels: pass labels.argmax(1))"
+        )
+    if len(labels) != batch:
+        raise TraceValidationError(f"labels has {len(labels)} rows but the model output has {batch}")
+    if labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels)):
+        labels = labels.astype(np.int64)
+    if labels.dtype.kind not in "iub":
+        raise TraceValidationError(f"labels must be integer class indices; got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
+    bad = labels[(labels < 0) | (labels >= n_classes)]
+    if bad.size:
+        raise TraceValidationError(
+            f"labels must be class indices in [0, {n_classes}) for a model with {n_classes} outputs; "
+            f"got {sorted(set(bad.tolist()))[:10]}"
+        )
+    return labels
+
+
+def _as_id_vector(values: object, batch: int, field: str) -> np.ndarray:
+    array = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise TraceValidationError(f"{field} must be one id per sample, shape (batch,); got shape {array.shape}")
+    if len(array) != batch:
+        raise TraceValidationError(f"{field} has {len(array)} entries but the model output has {batch} rows")
+    out = np.empty(batch, dtype=object)
+    for i, value in enumerate(array.tolist()):
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", errors="replace")
+        if value is None or isinstance(value, (list, tuple, dict, float)) and not _is_integral(value):
+            raise TraceValidationError(f"{field}[{i}] must be an int or a string; got {value!r}")
+        out[i] = str(int(value)) if isinstance(value, float) else str(value)
+    return out
+
+
+def _is_integral(value: object) -> bool:
+    return isinstance(value, float) and value.is_integer()
+
+
+def _as_features(features: np.ndarray, batch: int) -> np.ndarray:
+    features = np.asarray(features)
+    if features.ndim == 0 or features.shape[0] != batch:
+        raise TraceValidationError(
+            f"features have shape {features.shape} but the model output has {batch} rows"
+        )
+    if features.dtype.kind not in "fiu":
+        raise TraceValidationError(f"features must be numeric; got dtype {features.dtype}")
+    dtype = np.float16 if features.dtype == np.float16 else np.float32
+    return np.array(features.reshape(batch, -1), dtype=dtype, copy=True)

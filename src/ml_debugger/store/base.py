@@ -1,0 +1,80 @@
+"""The one narrow interface between the tracing engine / evaluator and where data lives."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class PartKey:
+    """Where a part file belongs: the partition of one model version's traces."""
+
+    model_name: str
+    version_name: str
+    dataset_type: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    """A part file written whole and renamed into place; ``path`` is relative to the store root."""
+
+    key: PartKey
+    path: str
+    rows: int
+    bytes: int
+    run_id: str
+    rank: int
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """An evaluation result as the store keeps it: metadata and named tables."""
+
+    meta: dict[str, Any]
+    tables: dict[str, pd.DataFrame]
+
+
+class TraceStore(ABC):
+    """Operations the tracers, callbacks and the evaluator need from a store."""
+
+    @abstractmethod
+    def register_version(self, model_name: str, version_name: str, task: str) -> None:
+        """Create the model and version if new; raise if the model exists with another task."""
+
+    @abstractmethod
+    def write_part(self, key: PartKey, table: pa.Table, part_name: str, run_id: str, rank: int) -> PartInfo:
+        """Write ``table`` as one part file atomically; it stays invisible until committed."""
+
+    @abstractmethod
+    def commit_parts(self, parts: list[PartInfo]) -> None:
+        """Make the parts visible to the evaluator, all or none; committing twice is a no-op."""
+
+    @abstractmethod
+    def model_task(self, model_name: str) -> str:
+        """The task a model was registered with; NoDataError if unknown."""
+
+    @abstractmethod
+    def committed_epochs(self, model_name: str, version_name: str) -> list[int]:
+        """Sorted epochs with committed data; NoDataError if the model or version is unknown."""
+
+    @abstractmethod
+    def read_traces(self, model_name: str, version_name: str, epochs: list[int] | None) -> pa.Table:
+        """Every committed row of the version in ``epochs`` (all epochs when ``None``)."""
+
+    @abstractmethod
+    def save_result(self, model_name: str, version_name: str, result_name: str, result: StoredResult) -> None:
+        """Persist a result; ResultExistsError if the name is taken."""
+
+    @abstractmethod
+    def load_result(self, model_name: str, version_name: str, result_name: str) -> StoredResult:
+        """A stored result; NoDataError if there is none of that name."""
+
+    @abstractmethod
+    def list_results(self, model_name: str, version_name: str) -> pd.DataFrame:
+        """Stored results of the version: name, created_at, n_epoch, epochs."""
