@@ -110,7 +110,8 @@ class FeatureCapture:
         holder: list[Any] = []
         probes: list[tuple[str, nn.Linear, torch.utils.hooks.RemovableHandle]] = []
         seen: list[tuple[str, torch.Tensor, torch.Tensor]] = []
-        if not self._resolved:
+        probing = not self._resolved
+        if probing:
             probes = self._probe_linears(seen)
         self._armed, self._value = True, None
         try:
@@ -119,7 +120,7 @@ class FeatureCapture:
             self._armed = False
             for _, _, handle in probes:
                 handle.remove()
-        if probes and holder:
+        if probing and holder:
             self._resolve(seen, logits_of(holder[0]))
 
     def features(self) -> np.ndarray | None:

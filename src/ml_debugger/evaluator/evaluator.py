@@ -1,0 +1,133 @@
+"""Evaluator: turn the committed traces of a model version into a stored :class:`Result`."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+
+from ml_debugger._version import __version__
+from ml_debugger.evaluator.analysis import Analysis, analyze
+from ml_debugger.evaluator.analysis.config import AnalysisConfig
+from ml_debugger.evaluator.loading import load_eval_data
+from ml_debugger.evaluator.result import HEATMAP_PREFIX, Result
+from ml_debugger.exceptions import ConfigurationError, NoDataError
+from ml_debugger.names import validate_name
+from ml_debugger.store import StoredResult, TraceStore, open_store
+
+SUPPORTED_TASKS = ("classification",)
+
+
+def resolve_epochs(n_epoch: object, committed: list[int]) -> list[int]:
+    """The epochs that ``n_epoch`` ("latest", an int, or None for all) selects among ``committed``."""
+    if n_epoch is None:
+        return list(committed)
+    if isinstance(n_epoch, str):
+        if n_epoch != "latest":
+            raise ConfigurationError(f"unknown n_epoch {n_epoch!r}; expected 'latest', an int >= 0, or None")
+        return [max(committed)]
+    if isinstance(n_epoch, bool) or not isinstance(n_epoch, int) and not hasattr(n_epoch, "__index__"):
+        raise ConfigurationError(f"unknown n_epoch {n_epoch!r}; expected 'latest', an int >= 0, or None")
+    epoch = int(n_epoch)
+    if epoch not in committed:
+        raise NoDataError(f"epoch {epoch} has no committed traces; committed epochs: {committed}")
+    return [epoch]
+
+
+def _tables_of(analysis: Analysis) -> dict[str, pd.DataFrame]:
+    tables = {
+        "metrics": analysis.metrics,
+        "categories": analysis.categories,
+        "issues": analysis.issues,
+        "hotspots": analysis.hotspots,
+        "samples": analysis.samples,
+        "codes": analysis.codes,
+    }
+    tables.update({HEATMAP_PREFIX + name: frame for name, frame in analysis.heatmaps.items()})
+    return tables
+
+
+class Evaluator:
+    """Evaluates the traces of one model version (reference-compatible).
+
+    Args:
+        model_name, version_name: the names the traces were recorded under.
+        store: a store to read from; by default the one the environment selects.
+    """
+
+    def __init__(self, model_name: str, version_name: str, *, store: TraceStore | None = None) -> None:
+        self.model_name = validate_name(model_name, "model_name")
+        self.version_name = validate_name(version_name, "version_name")
+        self.store = store if store is not None else open_store()
+
+    def request_evaluation(
+        self,
+        result_name: str | None = None,
+        n_epoch: str | int | None = "latest",
+        *,
+        progress: bool | None = None,
+        **thresholds: Any,
+    ) -> Result:
+        """Evaluate committed traces and store the result under ``result_name``.
+
+        Args:
+            result_name: the name to store the result under; generated when ``None``.
+            n_epoch: ``"latest"`` (the highest committed epoch), an epoch number, or ``None`` for
+                every committed epoch (enables the across-epoch signals).
+            progress: show a progress bar; by default when stderr is a terminal.
+            **thresholds: analysis settings overriding the defaults (see the README).
+        """
+        config = AnalysisConfig.from_kwargs(**thresholds)
+        if result_name is not None:
+            validate_name(result_name, "result_name")
+        task = self.store.model_task(self.model_name)
+        if task not in SUPPORTED_TASKS:
+            raise ConfigurationError(f"evaluating {task!r} models is not supported; supported: {SUPPORTED_TASKS}")
+        committed = self.store.committed_epochs(self.model_name, self.version_name)
+        if not committed:
+            raise NoDataError(
+                f"{self.model_name}/{self.version_name} has no committed traces; call tracer.wait_for_save() "
+                "after tracing"
+            )
+        epochs = resolve_epochs(n_epoch, committed)
+        table = self.store.read_traces(self.model_name, self.version_name, epochs)
+        data, report = load_eval_data(table)
+        if len(data.samples) == 0:
+            raise NoDataError(f"no evaluable rows for {self.model_name}/{self.version_name} epochs {epochs}")
+        show = sys.stderr.isatty() if progress is None else progress
+        analysis = analyze(data, config, progress=show)
+        created = datetime.now(timezone.utc)
+        name = result_name or f"eval-{created:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        meta = {
+            "result_name": name,
+            "model_name": self.model_name,
+            "version_name": self.version_name,
+            "task": task,
+            "n_epoch": "all" if n_epoch is None else str(n_epoch),
+            "epochs": epochs,
+            "datasets": sorted(data.samples["dataset"].unique().tolist()),
+            "rows": len(data.samples),
+            "stored_rows": report.stored_rows,
+            "duplicates_removed": report.duplicates_removed,
+            "nonfinite_removed": report.nonfinite_removed,
+            "features": report.features,
+            "config": dataclasses.asdict(config),
+            "created_at": created.isoformat(),
+            "ml_debugger_version": __version__,
+        }
+        tables = _tables_of(analysis)
+        self.store.save_result(self.model_name, self.version_name, name, StoredResult(meta=meta, tables=tables))
+        return Result(meta, tables)
+
+    def list_results(self) -> pd.DataFrame:
+        """Stored results of this version: result_name, created_at, n_epoch, epochs, datasets, rows."""
+        return self.store.list_results(self.model_name, self.version_name)
+
+    def get_result(self, result_name: str) -> Result:
+        """A stored result by name."""
+        stored = self.store.load_result(self.model_name, self.version_name, validate_name(result_name, "result_name"))
+        return Result(stored.meta, stored.tables)

@@ -1,0 +1,27 @@
+"""The package's public surface and its promise not to import training frameworks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import ml_debugger
+import ml_debugger.evaluator
+import ml_debugger.training
+
+HEAVY = ("torch", "tensorflow", "lightning", "pytorch_lightning", "keras", "transformers", "ultralytics", "mmengine")
+
+
+def test_import_pulls_no_training_framework() -> None:
+    code = (
+        "import sys, ml_debugger, ml_debugger.evaluator, ml_debugger.store, ml_debugger.core;"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_public_names() -> None:
+    assert ml_debugger.__all__ == ["__version__"]
+    assert ml_debugger.training.__all__ == ["ClassificationTracer"]
+    assert ml_debugger.evaluator.__all__ == ["Evaluator", "Result"]
