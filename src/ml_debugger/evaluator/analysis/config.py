@@ -1,0 +1,160 @@
+"""Every threshold of the classification analysis, with its documented default."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ml_debugger.exceptions import ConfigurationError
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Thresholds and parameters of `analyze`; every field has a default and is validated.
+
+    Signals (passed on to ``compute_signals``):
+        reference_dataset: the split that defines training coverage ("train").
+        k_neighbors: neighbours used by the kNN signals (10).
+        n_components: PCA components the features are reduced to before kNN (64).
+        n_folds: cross-fitting folds of ``error_proba`` (5).
+        random_state: seed of every random step (0).
+
+    Categories and codes:
+        confident_threshold: an error whose confidence is at or above this is a confident
+            misclassification, category critical_hotspot (0.8).
+        low_margin: a unit whose top-1 minus top-2 probability is below this is low-margin: a
+            correct one is fragile (operational_coverage), a wrong one is a boundary confusion (0.2).
+        coverage_percentile_max: a unit whose ``coverage_percentile`` is above this is out of
+            the reference split's coverage (95: farther from the training data than 95% of the
+            training samples are from theirs).
+        cluster_error_rate: a unit whose reference neighbours are misclassified at or above this
+            rate (``knn_error_rate``) is in a dense error neighbourhood, like a hotspot-cluster
+            member (0.5).
+        label_error_max_agreement: a confident-learning label issue is kept as a suspected label
+            error only when fewer than this share of its reference neighbours carry its label
+            (0.5); without features every label issue is kept.
+        ambiguous_max_agreement: a unit is ambiguous when fewer than this share of its reference
+            neighbours carry its label (0.5) ...
+        ambiguous_entropy: ... and its predictive entropy is at least this many nats (0.5, about
+            an 80/20 split between two classes).
+        unstable_min_flips: a unit whose correctness changed at least this many times between
+            consecutive traced epochs is unstable (2) ...
+        unstable_min_forgetting: ... as is one forgotten (correct, then wrong) at least this
+            many times (1).
+
+    Hotspot clusters:
+        min_cluster_size: smallest number of errors that can form a cluster (10).
+        min_cluster_fraction: a cluster also needs at least this share of the clustered errors
+            of its dataset and epoch (0.01).
+        cluster_min_samples: neighbours that define the density of an error (HDBSCAN's
+            ``min_samples``, 10).
+        hotspot_min_error_rate: a cluster is kept only if at least this share of the units in
+            its region are errors (0.3).
+        max_cluster_points: at most this many errors per dataset and epoch are clustered; the
+            others are assigned to the cluster of their nearest clustered error (5000).
+
+    Reporting:
+        n_representatives: input_ids listed per hotspot cluster (5).
+        max_affected_classes: classes listed per issue (5).
+    """
+
+    reference_dataset: str = "train"
+    k_neighbors: int = 10
+    n_components: int = 64
+    n_folds: int = 5
+    random_state: int = 0
+    confident_threshold: float = 0.8
+    low_margin: float = 0.2
+    coverage_percentile_max: float = 95.0
+    cluster_error_rate: float = 0.5
+    label_error_max_agreement: float = 0.5
+    ambiguous_max_agreement: float = 0.5
+    ambiguous_entropy: float = 0.5
+    unstable_min_flips: int = 2
+    unstable_min_forgetting: int = 1
+    min_cluster_size: int = 10
+    min_cluster_fraction: float = 0.01
+    cluster_min_samples: int = 10
+    hotspot_min_error_rate: float = 0.3
+    max_cluster_points: int = 5000
+    n_representatives: int = 5
+    max_affected_classes: int = 5
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reference_dataset, str) or not self.reference_dataset:
+            raise ConfigurationError(
+                f"reference_dataset must be a non-empty string; got {self.reference_dataset!r}"
+            )
+        for name, (low, high) in _INT_RANGES.items():
+            _check_int(name, getattr(self, name), low, high)
+        for name, (low, high, low_open) in _FLOAT_RANGES.items():
+            _check_float(name, getattr(self, name), low, high, low_open)
+        if self.max_cluster_points < self.min_cluster_size:
+            raise ConfigurationError(
+                f"max_cluster_points ({self.max_cluster_points}) must be at least "
+                f"min_cluster_size ({self.min_cluster_size})"
+            )
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> AnalysisConfig:
+        """Build a config from keyword arguments, rejecting unknown keys and bad values."""
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(kwargs) - set(valid))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown analysis option {unknown[0]!r}; expected one of: {', '.join(valid)}"
+            )
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as a plain dict (JSON-serialisable)."""
+        return asdict(self)
+
+
+# name -> (minimum, maximum) inclusive
+_INT_RANGES: dict[str, tuple[int, int | None]] = {
+    "k_neighbors": (1, None),
+    "n_components": (1, None),
+    "n_folds": (2, None),
+    "random_state": (0, 2**32 - 1),
+    "unstable_min_flips": (1, None),
+    "unstable_min_forgetting": (1, None),
+    "min_cluster_size": (2, None),
+    "cluster_min_samples": (1, None),
+    "max_cluster_points": (2, None),
+    "n_representatives": (1, None),
+    "max_affected_classes": (1, None),
+}
+
+# name -> (minimum, maximum, minimum excluded)
+_FLOAT_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "confident_threshold": (0.0, 1.0, True),
+    "low_margin": (0.0, 1.0, False),
+    "coverage_percentile_max": (0.0, 100.0, False),
+    "cluster_error_rate": (0.0, 1.0, True),
+    "label_error_max_agreement": (0.0, 1.0, False),
+    "ambiguous_max_agreement": (0.0, 1.0, False),
+    "ambiguous_entropy": (0.0, None, False),
+    "min_cluster_fraction": (0.0, 1.0, False),
+    "hotspot_min_error_rate": (0.0, 1.0, False),
+}
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigurationError(f"{name} must be an integer; got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"at least {low}" if high is None else f"in [{low}, {high}]"
+        raise ConfigurationError(f"{name} must be {bound}; got {value}")
+
+
+def _check_float(name: str, value: Any, low: float, high: float | None, low_open: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        raise ConfigurationError(f"{name} must be a number; got {value!r}")
+    too_low = value <= low if low_open else value < low
+    if too_low or (high is not None and value > high):
+        opening = "(" if low_open else "["
+        bound = f"{opening}{low}, {high}]" if high is not None else f"{opening}{low}, inf)"
+        raise ConfigurationError(f"{name} must be in {bound}; got {value}")
