@@ -159,6 +159,8 @@ def _as_id_vector(values: object, batch: int, field: str) -> np.ndarray:
         raise TraceValidationError(f"{field} must be one id per sample, shape (batch,); got shape {array.shape}")
     if len(array) != batch:
         raise TraceValidationError(f"{field} has {len(array)} entries but the model output has {batch} rows")
+    if array.dtype.kind in "iuU":  # the common cases, vectorised
+        return array.astype(str).astype(object)
     out = np.empty(batch, dtype=object)
     for i, value in enumerate(array.tolist()):
         if isinstance(value, bytes):

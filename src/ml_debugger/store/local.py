@@ -43,7 +43,12 @@ def write_parquet_atomically(table: pa.Table, path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
+        scalar = [f.name for f in table.schema if not pa.types.is_nested(f.type)]
+        strings = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)]
+        # Dictionary pages and statistics only where they pay: float vectors get neither.
+        pq.write_table(
+            table, tmp, compression=PARQUET_COMPRESSION, use_dictionary=strings, write_statistics=scalar
+        )
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

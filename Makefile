@@ -1,0 +1,28 @@
+# Two commands on a fresh machine: `make quickstart` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: quickstart test setup
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+
+$(VENV)/.core-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e ".[torch]"
+	touch $@
+
+$(VENV)/.all-installed: pyproject.toml $(VENV)/.core-installed
+	$(BIN)/pip install -q -e ".[dev,lightning,keras,transformers,server]"
+	touch $@
+
+setup: $(VENV)/.all-installed
+
+quickstart: $(VENV)/.core-installed
+	$(BIN)/python examples/quickstart.py
+
+test: $(VENV)/.all-installed
+	$(BIN)/python -m pytest
