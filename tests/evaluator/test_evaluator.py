@@ -1,0 +1,181 @@
+"""Evaluator and Result on traces recorded through the real engine and store."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ml_debugger.core import TraceSession, make_classification_batch
+from ml_debugger.evaluator import Evaluator
+from ml_debugger.evaluator.result import CATEGORY_COLUMNS
+from ml_debugger.exceptions import ConfigurationError, InvalidNameError, NoDataError, ResultExistsError
+from ml_debugger.store import LocalStore
+
+N_CLASSES = 3
+
+
+def trace(store: LocalStore, *, epochs=(0, 1, 2), n=120, rank=0, ids_offset=0, version="v1", nan_rows=0) -> None:
+    """Record a separable 3-class problem whose model improves with the epoch."""
+    session = TraceSession("clf", version, "classification", store=store, rank=rank)
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, N_CLASSES, n)
+    centers = rng.normal(size=(N_CLASSES, 16)) * 3
+    features = centers[labels] + rng.normal(size=(n, 16))
+    for epoch in epochs:
+        for dataset in ("train", "val"):
+            logits = np.eye(N_CLASSES)[labels] * (1 + epoch) + rng.normal(size=(n, N_CLASSES)) * 1.5
+            logits[:nan_rows] = np.nan
+            ids = np.arange(n) + ids_offset
+            session.record(
+                make_classification_batch(
+                    logits, labels, input_hashes=np.array([f"{dataset}{i}" for i in ids], dtype=object),
+                    input_ids=ids, features=features,
+                ),
+                dataset_type=dataset, n_epoch=epoch,
+            )
+    session.wait_for_save()
+
+
+def test_latest_int_and_all_epochs(store: LocalStore) -> None:
+    trace(store)
+    evaluator = Evaluator("clf", "v1", store=store)
+    latest = evaluator.request_evaluation()
+    assert latest.epochs == [2]
+    assert latest.get_samples()["epoch"].unique().tolist() == [2]
+    assert evaluator.request_evaluation(n_epoch=1).epochs == [1]
+    every = evaluator.request_evaluation(n_epoch=None)
+    assert every.epochs == [0, 1, 2]
+    assert len(every.get_samples()) == 3 * 2 * 120
+    by_epoch = every.metrics_summary(by_epoch=True)
+    assert sorted(zip(by_epoch["dataset"], by_epoch["epoch"])) == [(d, e) for d in ("train", "val") for e in range(3)]
+    # The default summary is each dataset's latest epoch, with exactly the reference columns
+    # (error_proba differs: with every epoch it also learns from the training dynamics).
+    summary = every.metrics_summary()
+    assert list(summary["dataset"]) == ["train", "val"]
+    same = [c for c in summary.columns if not c.startswith("error_proba")]
+    pd.testing.assert_frame_equal(summary[same], latest.metrics_summary()[same], check_exact=False, rtol=1e-9)
+
+
+def test_metrics_are_sklearns(store: LocalStore) -> None:
+    trace(store, epochs=(0,))
+    result = Evaluator("clf", "v1", store=store).request_evaluation()
+    samples = result.get_samples()
+    val = samples[samples["dataset"] == "val"]
+    row = result.metrics_summary().set_index("dataset").loc["val"]
+    assert row["counts"] == 120
+    assert row["accuracy"] == pytest.approx((val["prediction"] == val["label"]).mean())
+    errors = val["prediction"] != val["label"]
+    assert row["error_proba_auroc"] == pytest.approx(roc_auc_score(errors, val["error_proba"]))
+
+
+def test_issue_categories_partition_each_dataset(store: LocalStore) -> None:
+    trace(store)
+    result = Evaluator("clf", "v1", store=store).request_evaluation(n_epoch=None)
+    categories = result.issue_category_summary()
+    assert list(categories.columns) == CATEGORY_COLUMNS
+    np.testing.assert_allclose(categories.drop(columns="dataset").sum(axis=1), 1.0)
+
+
+def test_get_view_groups_and_normalises(store: LocalStore) -> None:
+    trace(store, epochs=(0,))
+    result = Evaluator("clf", "v1", store=store).request_evaluation()
+    view = result.get_view(groupby=["category", "error_code"], adjustby="category")
+    assert list(view.columns) == ["category", "error_code", "count", "ratio"]
+    np.testing.assert_allclose(view.groupby("category")["ratio"].sum(), 1.0)
+    by_label = result.get_view(groupby=["dataset", "label"], adjustby="dataset")
+    assert by_label.groupby("dataset")["count"].sum().tolist() == [120, 120]
+    with pytest.raises(ConfigurationError, match=r"cannot group by \['colour'\]"):
+        result.get_view(groupby=["colour"])
+    with pytest.raises(ConfigurationError, match="adjustby .* must also be in groupby"):
+        result.get_view(groupby=["label"], adjustby="category")
+
+
+def test_results_persist_across_processes(store: LocalStore) -> None:
+    trace(store, epochs=(0,))
+    result = Evaluator("clf", "v1", store=store).request_evaluation(result_name="first")
+    code = (
+        "import sys; from ml_debugger.evaluator import Evaluator; from ml_debugger.store import LocalStore;"
+        "r = Evaluator('clf', 'v1', store=LocalStore(sys.argv[1])).get_result('first');"
+        "print(r.metrics_summary().to_json())"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(store.root)], capture_output=True, text=True, check=True)
+    from_other_process = pd.read_json(io.StringIO(out.stdout))
+    pd.testing.assert_frame_equal(from_other_process, result.metrics_summary(), check_dtype=False, rtol=1e-8)
+    listed = Evaluator("clf", "v1", store=store).list_results()
+    assert listed["result_name"].tolist() == ["first"]
+    assert listed["epochs"].tolist() == [[0]]
+    again = Evaluator("clf", "v1", store=store).get_result("first")
+    pd.testing.assert_frame_equal(again.get_samples(), result.get_samples())
+    pd.testing.assert_frame_equal(again.get_issues(), result.get_issues())
+
+
+def test_duplicate_rows_from_ranks_and_reruns_count_once(store: LocalStore) -> None:
+    trace(store, epochs=(0,), rank=0)
+    trace(store, epochs=(0,), rank=1, n=120)  # the same ids again from another rank
+    trace(store, epochs=(0,), rank=0, n=60, ids_offset=100)  # overlaps 100..119, adds 120..159
+    result = Evaluator("clf", "v1", store=store).request_evaluation()
+    assert result.metrics_summary().set_index("dataset")["counts"].tolist() == [160, 160]
+    assert result.meta["duplicates_removed"] == 2 * (120 + 20)
+
+
+def test_nonfinite_rows_are_left_out_and_counted(store: LocalStore) -> None:
+    with pytest.warns(UserWarning, match="NaN or infinite"):
+        trace(store, epochs=(0,), nan_rows=5)
+    with pytest.warns(UserWarning, match="10 traced rows have NaN or infinite model outputs"):
+        result = Evaluator("clf", "v1", store=store).request_evaluation()
+    assert result.meta["nonfinite_removed"] == 10
+    assert result.metrics_summary()["counts"].tolist() == [115, 115]
+
+
+@pytest.mark.parametrize(
+    ("n_epoch", "error", "message"),
+    [
+        ("lastest", ConfigurationError, "unknown n_epoch 'lastest'; expected 'latest', an int >= 0, or None"),
+        (1.5, ConfigurationError, "unknown n_epoch 1.5"),
+        (True, ConfigurationError, "unknown n_epoch True"),
+        (7, NoDataError, r"epoch 7 has no committed traces; committed epochs: \[0, 1, 2\]"),
+    ],
+)
+def test_bad_n_epoch(store: LocalStore, n_epoch: object, error: type, message: str) -> None:
+    trace(store)
+    with pytest.raises(error, match=message):
+        Evaluator("clf", "v1", store=store).request_evaluation(n_epoch=n_epoch)
+
+
+def test_nothing_to_evaluate_is_a_clear_error(store: LocalStore) -> None:
+    with pytest.raises(NoDataError, match="unknown model 'clf'"):
+        Evaluator("clf", "v1", store=store).request_evaluation()
+    session = TraceSession("clf", "v1", "classification", store=store)
+    with pytest.raises(NoDataError, match="has no committed traces; call tracer.wait_for_save"):
+        Evaluator("clf", "v1", store=store).request_evaluation()
+    session.record(
+        make_classification_batch(np.zeros((2, 3)), [0, 1], input_hashes=["a", "b"]), dataset_type="val"
+    )
+    session.flush()  # written but not committed: still invisible
+    with pytest.raises(NoDataError, match="has no committed traces"):
+        Evaluator("clf", "v1", store=store).request_evaluation()
+    with pytest.raises(NoDataError, match="has no version 'v2'"):
+        Evaluator("clf", "v2", store=store).request_evaluation()
+
+
+def test_result_names(store: LocalStore) -> None:
+    trace(store, epochs=(0,))
+    evaluator = Evaluator("clf", "v1", store=store)
+    evaluator.request_evaluation(result_name="run-1")
+    with pytest.raises(ResultExistsError, match="'run-1' already exists"):
+        evaluator.request_evaluation(result_name="run-1")
+    with pytest.raises(InvalidNameError, match="result_name"):
+        evaluator.request_evaluation(result_name="../escape")
+    with pytest.raises(NoDataError, match="no result named 'nope'"):
+        evaluator.get_result("nope")
+
+
+def test_unknown_threshold_is_rejected_before_any_work(store: LocalStore) -> None:
+    with pytest.raises(ConfigurationError, match="colour"):
+        Evaluator("clf", "v1", store=store).request_evaluation(colour=3)
