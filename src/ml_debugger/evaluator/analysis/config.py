@@ -27,11 +27,11 @@ class AnalysisConfig:
         low_margin: a unit whose top-1 minus top-2 probability is below this is low-margin: a
             correct one is fragile (operational_coverage), a wrong one is a boundary confusion (0.2).
         coverage_percentile_max: a unit whose ``coverage_percentile`` is above this is out of
-            the reference split's coverage (95: farther from the training data than 95% of the
+            the reference split's coverage (95.0: farther from the training data than 95% of the
             training samples are from theirs).
-        cluster_error_rate: a unit whose reference neighbours are misclassified at or above this
-            rate (``knn_error_rate``) is in a dense error neighbourhood, like a hotspot-cluster
-            member (0.5).
+        cluster_error_rate: a unit whose nearest units of its own dataset and epoch are
+            misclassified at or above this rate (``knn_error_rate``) is in a dense error
+            neighbourhood; such errors are the cores of the hotspot clusters (0.5).
         label_error_max_agreement: a confident-learning label issue is kept as a suspected label
             error only when fewer than this share of its reference neighbours carry its label
             (0.5); without features every label issue is kept.
@@ -46,14 +46,10 @@ class AnalysisConfig:
 
     Hotspot clusters:
         min_cluster_size: smallest number of errors that can form a cluster (10).
-        min_cluster_fraction: a cluster also needs at least this share of the clustered errors
-            of its dataset and epoch (0.01).
-        cluster_min_samples: neighbours that define the density of an error (HDBSCAN's
-            ``min_samples``, 10).
-        hotspot_min_error_rate: a cluster is kept only if at least this share of the units in
-            its region are errors (0.3).
-        max_cluster_points: at most this many errors per dataset and epoch are clustered; the
-            others are assigned to the cluster of their nearest clustered error (5000).
+        min_cluster_fraction: a cluster also needs at least this share of the errors of its
+            dataset and epoch (0.01).
+        max_cluster_points: at most this many core errors per dataset and epoch (a random
+            sample) are linked into clusters (10000).
 
     Reporting:
         n_representatives: input_ids listed per hotspot cluster (5).
@@ -76,9 +72,7 @@ class AnalysisConfig:
     unstable_min_forgetting: int = 1
     min_cluster_size: int = 10
     min_cluster_fraction: float = 0.01
-    cluster_min_samples: int = 10
-    hotspot_min_error_rate: float = 0.3
-    max_cluster_points: int = 5000
+    max_cluster_points: int = 10000
     n_representatives: int = 5
     max_affected_classes: int = 5
 
@@ -122,7 +116,6 @@ _INT_RANGES: dict[str, tuple[int, int | None]] = {
     "unstable_min_flips": (1, None),
     "unstable_min_forgetting": (1, None),
     "min_cluster_size": (2, None),
-    "cluster_min_samples": (1, None),
     "max_cluster_points": (2, None),
     "n_representatives": (1, None),
     "max_affected_classes": (1, None),
@@ -138,7 +131,6 @@ _FLOAT_RANGES: dict[str, tuple[float, float | None, bool]] = {
     "ambiguous_max_agreement": (0.0, 1.0, False),
     "ambiguous_entropy": (0.0, None, False),
     "min_cluster_fraction": (0.0, 1.0, False),
-    "hotspot_min_error_rate": (0.0, 1.0, False),
 }
 
 

@@ -1,14 +1,19 @@
 """Hotspot clusters: dense clusters of errors in the feature embedding.
 
-For each dataset and epoch the misclassified units are clustered with HDBSCAN (density based: it
-needs no number of clusters and leaves isolated errors as noise). When there are more than
-``max_cluster_points`` errors, a random sample of that size is clustered. Every other unit of the
-same dataset and epoch (the errors left out of the sample, and the correct units) then joins the
-cluster of its nearest clustered error if it lies within that error's core distance (the distance
-to its ``cluster_min_samples``-th nearest clustered error, HDBSCAN's own density scale): that is
-the cluster's *region*. A cluster is kept only when at least ``hotspot_min_error_rate`` of the
-units in its region are errors; a dense pile of errors that merely follows dense data (a low error
-rate) is not a hotspot.
+Per dataset and epoch, with ``k = k_neighbors`` nearest units (all units of that dataset and
+epoch count as neighbours, as for the ``knn_error_rate`` signal):
+
+1. errors whose local error rate ``knn_error_rate`` is at least ``cluster_error_rate`` are
+   *core* errors (at most ``max_cluster_points`` of them, a random sample, are examined);
+2. core errors that are each among the other's ``k`` nearest units are linked, and the connected
+   groups of core errors are the clusters: density-based like DBSCAN, but with density measured
+   by the error rate rather than within a radius, so it needs no distance scale and leaves
+   sparse, isolated errors out; linking only mutual neighbours keeps a hub (a point that is
+   near many others) from chaining unrelated errors together;
+3. every other unit among a core error's ``k`` nearest units joins the cluster of its nearest
+   core error: the cluster's *region*; its correct units make the cluster's error rate;
+4. clusters with fewer than ``max(min_cluster_size, min_cluster_fraction * n_errors)`` errors
+   are dropped (``n_errors``: all errors of that dataset and epoch).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import math
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import HDBSCAN
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from sklearn.neighbors import NearestNeighbors
 
 from ml_debugger.evaluator.analysis.config import AnalysisConfig
@@ -49,7 +55,9 @@ def find_hotspots(
     """Cluster the errors of each dataset and epoch.
 
     Args:
-        table: per-unit rows with ``input_id, dataset, epoch, label, prediction, correct``.
+        table: per-unit rows with ``input_id, dataset, epoch, label, prediction, correct`` and
+            ``knn_error_rate`` (share of errors among the unit's ``k_neighbors`` nearest units
+            of its own dataset and epoch, in ``embedding``).
         embedding: ``(len(table), m)`` reduced features, or None (no features: no clusters).
         config: the clustering thresholds.
 
@@ -63,10 +71,15 @@ def find_hotspots(
     rows: list[dict] = []
     if embedding is not None and len(table):
         correct = table["correct"].to_numpy(dtype=bool)
+        knn_error_rate = table["knn_error_rate"].to_numpy(dtype=np.float64, na_value=np.nan)
         groups = table.groupby(["dataset", "epoch"], sort=True).indices
         for (dataset, epoch), positions in groups.items():
-            local = _cluster_group(embedding[positions], correct[positions], config)
-            for members in _ordered_clusters(local, correct[positions], config):
+            local = _cluster_group(
+                embedding[positions], correct[positions], knn_error_rate[positions], config
+            )
+            clusters = _ordered_clusters(local, correct[positions])
+            logger.debug("%d hotspot clusters in %s epoch %s", len(clusters), dataset, epoch)
+            for members in clusters:
                 cluster_id = len(rows)
                 assignment[positions[members]] = cluster_id
                 rows.append(
@@ -79,51 +92,62 @@ def find_hotspots(
     return hotspot_cluster, _cluster_frame(rows)
 
 
-def _cluster_group(x: np.ndarray, correct: np.ndarray, config: AnalysisConfig) -> np.ndarray:
-    """Cluster label per unit of one dataset and epoch (-1: no cluster), before filtering."""
+def _cluster_group(
+    x: np.ndarray, correct: np.ndarray, knn_error_rate: np.ndarray, config: AnalysisConfig
+) -> np.ndarray:
+    """Cluster label per unit of one dataset and epoch (-1: no cluster)."""
     labels = np.full(len(x), -1, dtype=np.int64)
-    errors = np.flatnonzero(~correct)
-    if len(errors) > config.max_cluster_points:
+    min_errors = max(
+        config.min_cluster_size, math.ceil(config.min_cluster_fraction * int((~correct).sum()))
+    )
+    core = np.flatnonzero(~correct & (knn_error_rate >= config.cluster_error_rate))
+    if len(core) > config.max_cluster_points:
         rng = np.random.default_rng(config.random_state)
-        sampled = np.sort(rng.choice(errors, size=config.max_cluster_points, replace=False))
-    else:
-        sampled = errors
-    min_size = max(config.min_cluster_size, math.ceil(config.min_cluster_fraction * len(sampled)))
-    if len(sampled) < max(min_size, config.cluster_min_samples + 1):
+        core = np.sort(rng.choice(core, size=config.max_cluster_points, replace=False))
+    k = min(config.k_neighbors, len(x) - 1)
+    if k < 1 or len(core) < 2:
         return labels
-    points = x[sampled].astype(np.float64)
-    sample_labels = HDBSCAN(
-        min_cluster_size=min_size, min_samples=config.cluster_min_samples, copy=False
-    ).fit_predict(points)
-    clustered = sample_labels >= 0
-    if not clustered.any():
-        return labels
-    labels[sampled] = sample_labels
-    # Core distance of each clustered error among the clustered errors.
-    anchors = points[clustered]
-    anchor_labels = sample_labels[clustered]
-    k = min(config.cluster_min_samples, len(anchors) - 1)
-    index = NearestNeighbors().fit(anchors)
-    core = index.kneighbors(anchors, n_neighbors=k + 1)[0][:, -1] if k > 0 else np.zeros(len(anchors))
-    # Every other unit joins its nearest clustered error's cluster when inside its core distance.
-    others = np.setdiff1d(np.arange(len(x)), sampled)
-    if len(others):
-        dist, nearest = index.kneighbors(x[others].astype(np.float64), n_neighbors=1)
-        inside = dist[:, 0] <= core[nearest[:, 0]]
-        labels[others[inside]] = anchor_labels[nearest[inside, 0]]
+    core_distances, core_neighbors = _neighbors_of(x, core, k)
+    # Link core errors that are each among the other's neighbours (mutual neighbours, so that a
+    # hub, a point near many others, does not chain unrelated errors); components are clusters.
+    node = np.full(len(x), -1, dtype=np.int64)
+    node[core] = np.arange(len(core))
+    src = np.repeat(np.arange(len(core)), k)
+    dst = node[core_neighbors.ravel()]
+    linked = dst >= 0
+    graph = coo_matrix(
+        (np.ones(int(linked.sum())), (src[linked], dst[linked])), shape=(len(core), len(core))
+    ).tocsr()
+    _, component = connected_components(graph.multiply(graph.T), directed=False)
+    labels[core] = component
+    # Units in a core error's neighbourhood join its cluster (the nearest core error's).
+    order = np.argsort(core_distances.ravel(), kind="stable")
+    members, first = np.unique(core_neighbors.ravel()[order], return_index=True)
+    owners = np.repeat(component, k)[order][first]
+    border = labels[members] < 0
+    labels[members[border]] = owners[border]
+    # Drop the clusters with too few errors.
+    n_errors = np.bincount(labels[(labels >= 0) & ~correct], minlength=int(component.max()) + 1)
+    labels[(labels >= 0) & (n_errors[np.maximum(labels, 0)] < min_errors)] = -1
     return labels
 
 
-def _ordered_clusters(
-    labels: np.ndarray, correct: np.ndarray, config: AnalysisConfig
-) -> list[np.ndarray]:
-    """Members of each cluster whose region's error rate is high enough, most errors first."""
-    kept = []
-    for label in np.unique(labels[labels >= 0]):
-        members = np.flatnonzero(labels == label)
-        if (~correct[members]).mean() >= config.hotspot_min_error_rate:
-            kept.append(members)
-    return sorted(kept, key=lambda m: (-int((~correct[m]).sum()), int(m[0])))
+def _neighbors_of(x: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distances and positions of the ``k`` nearest other units of each query unit."""
+    index = NearestNeighbors(n_neighbors=k + 1).fit(x)
+    distances, neighbors = index.kneighbors(x[queries])
+    is_self = neighbors == queries[:, None]
+    # Drop the query itself (or, if a duplicate hid it, the farthest neighbour).
+    drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)
+    keep = np.ones_like(is_self)
+    keep[np.arange(len(queries)), drop] = False
+    return distances[keep].reshape(-1, k), neighbors[keep].reshape(-1, k)
+
+
+def _ordered_clusters(labels: np.ndarray, correct: np.ndarray) -> list[np.ndarray]:
+    """Members of each cluster, the cluster with the most errors first."""
+    clusters = [np.flatnonzero(labels == label) for label in np.unique(labels[labels >= 0])]
+    return sorted(clusters, key=lambda m: (-int((~correct[m]).sum()), int(m[0])))
 
 
 def _describe(

@@ -1,0 +1,151 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.neighbors import NearestNeighbors
+
+from ml_debugger.evaluator.analysis.config import AnalysisConfig
+from ml_debugger.evaluator.analysis.hotspots import HOTSPOT_COLUMNS, find_hotspots
+
+from .planted import make_planted
+
+CONFIG = AnalysisConfig()
+
+
+def _table(samples: pd.DataFrame, prediction: np.ndarray, embedding: np.ndarray, k: int = 10):
+    """Units with correctness and the within-group kNN error rate, computed independently."""
+    table = samples.copy()
+    table["prediction"] = prediction
+    table["correct"] = prediction == table["label"].to_numpy()
+    rate = np.full(len(table), np.nan)
+    for _, rows in table.groupby(["dataset", "epoch"]).indices.items():
+        _, idx = NearestNeighbors(n_neighbors=k + 1).fit(embedding[rows]).kneighbors(embedding[rows])
+        wrong = ~table["correct"].to_numpy()[rows]
+        rate[rows] = wrong[idx[:, 1:]].mean(axis=1)
+    table["knn_error_rate"] = rate
+    return table
+
+
+def _planted_table(**kwargs):
+    planted = make_planted(**kwargs)
+    data = planted.data
+    embedding = (data.features - data.features.mean(0)) / data.features.std(0)
+    return planted, _table(data.samples, data.probabilities.argmax(1), embedding), embedding
+
+
+def _overlap(table, hotspot_cluster, truth):
+    """Share of the planted errors in their most common cluster, and that cluster's purity."""
+    errors = truth & ~table["correct"].to_numpy()
+    ids = hotspot_cluster[errors].dropna()
+    assert len(ids), "no planted error is in any cluster"
+    best = ids.value_counts().idxmax()
+    recall = (hotspot_cluster[errors] == best).fillna(False).mean()
+    members = (hotspot_cluster == best).fillna(False).to_numpy() & ~table["correct"].to_numpy()
+    return recall, truth[members].mean(), best
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_planted_slice_of_systematic_errors_is_one_cluster_per_split(seed):
+    planted, table, embedding = _planted_table(seed=seed)
+    hotspot_cluster, clusters = find_hotspots(table, embedding, CONFIG)
+    for dataset in ("train", "val"):
+        in_split = (table["dataset"] == dataset).to_numpy()
+        recall, purity, best = _overlap(table[in_split], hotspot_cluster[in_split], planted.slice[in_split])
+        assert recall >= 0.8, f"{dataset}: only {recall:.0%} of the slice errors in cluster {best}"
+        assert purity >= 0.9, f"{dataset}: cluster {best} is only {purity:.0%} slice"
+        row = clusters.set_index("cluster_id").loc[best]
+        assert row["dataset"] == dataset
+        assert row["dominant_labels"] == [0] and row["dominant_confusions"] == ["0->1"]
+        assert row["error_rate"] >= 0.8
+
+
+def test_two_planted_slices_are_two_clusters_not_one():
+    planted, table, embedding = _planted_table(seed=4, n_train=300, n_val=1500)
+    # A second, separate slice: a blob of class-2 inputs predicted as class 3.
+    rng = np.random.default_rng(0)
+    second = np.flatnonzero((table["label"] == 2).to_numpy() & ~planted.slice)[:80]
+    embedding = embedding.copy()
+    embedding[second] = embedding[planted.slice][0] * -1 + 0.05 * rng.normal(size=(len(second), embedding.shape[1]))
+    prediction = table["prediction"].to_numpy().copy()
+    prediction[second] = 3
+    table = _table(planted.data.samples, prediction, embedding)
+    truth_second = np.zeros(len(table), dtype=bool)
+    truth_second[second] = True
+    hotspot_cluster, _ = find_hotspots(table, embedding, CONFIG)
+    val = (table["dataset"] == "val").to_numpy()
+    recall_1, purity_1, best_1 = _overlap(table[val], hotspot_cluster[val], planted.slice[val])
+    recall_2, purity_2, best_2 = _overlap(table[val], hotspot_cluster[val], truth_second[val])
+    assert best_1 != best_2
+    assert min(recall_1, recall_2) >= 0.8 and min(purity_1, purity_2) >= 0.9
+
+
+def test_scattered_errors_make_no_cluster():
+    rng = np.random.default_rng(7)
+    n, d = 3000, 8
+    samples = pd.DataFrame(
+        {"input_id": [f"u{i}" for i in range(n)], "dataset": "val", "epoch": 0,
+         "label": rng.integers(0, 5, n)}
+    )
+    embedding = rng.normal(size=(n, d)) + 4 * np.eye(d)[samples["label"]]
+    prediction = samples["label"].to_numpy().copy()
+    flip = rng.random(n) < 0.1  # 10% errors, uniformly spread
+    prediction[flip] = (prediction[flip] + 1) % 5
+    table = _table(samples, prediction, embedding)
+    hotspot_cluster, clusters = find_hotspots(table, embedding, CONFIG)
+    assert clusters.empty and hotspot_cluster.isna().all()
+
+
+def test_cluster_table_is_consistent_with_the_unit_assignment():
+    planted, table, embedding = _planted_table(seed=3)
+    hotspot_cluster, clusters = find_hotspots(table, embedding, CONFIG)
+    assert list(clusters.columns) == list(HOTSPOT_COLUMNS)
+    assert hotspot_cluster.dtype == "Int64" and hotspot_cluster.index.equals(table.index)
+    assert clusters["cluster_id"].tolist() == list(range(len(clusters)))
+    correct = table["correct"].to_numpy()
+    for row in clusters.itertuples():
+        members = (hotspot_cluster == row.cluster_id).fillna(False).to_numpy()
+        group = (table["dataset"] == row.dataset).to_numpy() & (table["epoch"] == row.epoch).to_numpy()
+        assert (members <= group).all()
+        assert row.size == members.sum()
+        assert row.n_errors == (members & ~correct).sum()
+        assert row.error_rate == pytest.approx(row.n_errors / row.size)
+        assert row.error_coverage == pytest.approx(row.n_errors / (group & ~correct).sum())
+        assert 1 <= len(row.representative_input_ids) <= CONFIG.n_representatives
+        ids = set(table.loc[members & ~correct, "input_id"])
+        assert set(row.representative_input_ids) <= ids
+        assert row.n_errors >= CONFIG.min_cluster_size
+    # Largest clusters first within each dataset and epoch.
+    for _, group in clusters.groupby(["dataset", "epoch"]):
+        assert group["n_errors"].is_monotonic_decreasing
+
+
+def test_sampling_the_core_errors_still_finds_the_slice():
+    planted, table, embedding = _planted_table(seed=0)
+    config = AnalysisConfig(max_cluster_points=60)
+    hotspot_cluster, _ = find_hotspots(table, embedding, config)
+    val = (table["dataset"] == "val").to_numpy()
+    recall, purity, _ = _overlap(table[val], hotspot_cluster[val], planted.slice[val])
+    assert recall >= 0.6 and purity >= 0.9
+
+
+def test_min_cluster_size_drops_small_clusters():
+    planted, table, embedding = _planted_table(seed=0)
+    big = int(planted.slice.sum()) + 1
+    hotspot_cluster, clusters = find_hotspots(table, embedding, AnalysisConfig(min_cluster_size=big))
+    assert clusters.empty and hotspot_cluster.isna().all()
+
+
+def test_without_features_there_are_no_clusters(tmp_path):
+    planted, table, _ = _planted_table(seed=0)
+    hotspot_cluster, clusters = find_hotspots(table, None, CONFIG)
+    assert hotspot_cluster.isna().all() and hotspot_cluster.dtype == "Int64"
+    assert clusters.empty and list(clusters.columns) == list(HOTSPOT_COLUMNS)
+    clusters.to_parquet(tmp_path / "empty.parquet")
+
+
+def test_clusters_round_trip_through_parquet(tmp_path):
+    _, table, embedding = _planted_table(seed=0)
+    _, clusters = find_hotspots(table, embedding, CONFIG)
+    clusters.to_parquet(tmp_path / "hotspots.parquet")
+    back = pd.read_parquet(tmp_path / "hotspots.parquet")
+    assert back["cluster_id"].tolist() == clusters["cluster_id"].tolist()
+    assert list(back["dominant_confusions"].iloc[0]) == clusters["dominant_confusions"].iloc[0]
