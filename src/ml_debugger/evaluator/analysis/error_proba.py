@@ -1,0 +1,95 @@
+"""A cross-fitted estimate of the probability that each unit is misclassified."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_limits
+
+logger = logging.getLogger(__name__)
+
+ERROR_FEATURES = (
+    "confidence",
+    "margin",
+    "entropy",
+    "knn_error_rate",
+    "knn_distance",
+    "coverage_percentile",
+)
+"""Signals the error model reads; none of them uses the unit's own label (that gives it away)."""
+
+
+def cross_fitted_error_proba(
+    signals: pd.DataFrame,
+    error: np.ndarray,
+    groups: np.ndarray,
+    *,
+    n_folds: int = 5,
+    random_state: int = 0,
+) -> np.ndarray:
+    """Out-of-fold probability that each unit is an error, learned from its ``ERROR_FEATURES``.
+
+    Units are split into ``n_folds`` folds by ``group_folds`` (whole ``groups``, the input_ids,
+    per fold), so that no unit, and no other epoch of the same input, is scored by a model fitted
+    on it. Each fold is scored by gradient-boosted trees (NaN-safe) fitted on the other folds.
+    With fewer than ``n_folds`` errors, correct units or groups, ``1 - confidence`` is returned
+    instead; so is it for a fold whose training part holds a single outcome.
+    """
+    error = np.asarray(error, dtype=bool)
+    fallback = 1.0 - signals["confidence"].to_numpy(dtype=np.float64)
+    n_errors = int(error.sum())
+    n_correct = len(error) - n_errors
+    if min(n_errors, n_correct, len(pd.unique(groups))) < n_folds:
+        logger.info(
+            "error_proba is 1 - confidence: %d errors, %d correct units for %d folds",
+            n_errors, n_correct, n_folds,
+        )
+        return fallback
+    x = signals.loc[:, list(ERROR_FEATURES)].to_numpy(dtype=np.float32)
+    x = x[:, ~np.isnan(x).all(axis=0)]  # e.g. the neighbour signals without features
+    fold = group_folds(error, groups, n_folds, random_state)
+    out = fallback.copy()
+    for k in range(n_folds):
+        train, test = fold != k, fold == k
+        if error[train].all() or not error[train].any():
+            logger.info("error_proba: fold %d trains on one outcome; 1 - confidence used", k)
+            continue
+        # Small trees on a few columns gain nothing from threads, and OpenMP threads slow
+        # down badly when the cores are shared with other work.
+        with threadpool_limits(limits=1, user_api="openmp"):
+            model = _model(random_state).fit(x[train], error[train])
+            out[test] = model.predict_proba(x[test])[:, 1]
+    return out
+
+
+def group_folds(
+    error: np.ndarray, groups: np.ndarray, n_folds: int, random_state: int
+) -> np.ndarray:
+    """Fold (``0 .. n_folds - 1``) of each unit; all units of a group share one fold.
+
+    Groups are shuffled and dealt to the folds in turn, those holding an error first, so errors
+    spread evenly: a fast ``StratifiedGroupKFold(shuffle=True)`` for many small groups.
+    """
+    codes, _ = pd.factorize(np.asarray(groups))
+    group_has_error = np.bincount(codes, weights=error) > 0
+    shuffle = np.random.default_rng(random_state).random(len(group_has_error))
+    order = np.lexsort((shuffle, ~group_has_error))
+    group_fold = np.empty(len(order), dtype=np.int64)
+    group_fold[order] = np.arange(len(order)) % n_folds
+    return group_fold[codes]
+
+
+def _model(random_state: int) -> HistGradientBoostingClassifier:
+    """Small, regularised boosted trees with early stopping: the inputs are a few signals."""
+    return HistGradientBoostingClassifier(
+        max_iter=100,
+        learning_rate=0.1,
+        max_leaf_nodes=15,
+        min_samples_leaf=40,
+        l2_regularization=1.0,
+        early_stopping=True,
+        random_state=random_state,
+    )

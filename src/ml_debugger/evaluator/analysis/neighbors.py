@@ -1,0 +1,138 @@
+"""Feature-space signals: a reduced embedding and k-nearest-neighbour statistics per group."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+from sklearn.neighbors import NearestNeighbors
+
+logger = logging.getLogger(__name__)
+
+NEIGHBOR_COLUMNS = ("knn_error_rate", "knn_label_agreement", "knn_distance", "coverage_percentile")
+PCA_FIT_ROWS = 20_000
+"""The PCA axes are fitted on at most this many randomly chosen units, then applied to all."""
+MAX_POOL = 20_000
+"""Neighbours are searched among at most this many units of a group (a seeded random sample)."""
+
+
+def reduce_features(features: np.ndarray, n_components: int, random_state: int = 0) -> np.ndarray:
+    """Standardise each feature, then project on the top ``n_components`` principal axes.
+
+    The projection only happens when there are more features than ``n_components``; the axes
+    are fitted with randomized SVD on at most ``PCA_FIT_ROWS`` units. Returns float32 ``(n, m)``.
+    """
+    x = np.asarray(features, dtype=np.float32)
+    mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    std = x.std(axis=0, dtype=np.float64).astype(np.float32)
+    std[std == 0] = 1.0
+    x = (x - mean) / std
+    n, d = x.shape
+    m = min(n_components, n)
+    if d <= m:
+        return x
+    rng = np.random.default_rng(random_state)
+    fit_rows = x if n <= PCA_FIT_ROWS else x[np.sort(rng.choice(n, PCA_FIT_ROWS, replace=False))]
+    pca = PCA(n_components=m, svd_solver="randomized", random_state=random_state).fit(fit_rows)
+    return pca.transform(x).astype(np.float32, copy=False)
+
+
+def neighbor_signals(
+    embedding: np.ndarray,
+    samples: pd.DataFrame,
+    correct: np.ndarray,
+    *,
+    reference_dataset: str,
+    k_neighbors: int,
+    max_pool: int = MAX_POOL,
+    random_state: int = 0,
+    on_group: Callable[[], None] | None = None,
+) -> pd.DataFrame:
+    """Return the ``NEIGHBOR_COLUMNS`` of every unit, computed per ``(dataset, epoch)`` group.
+
+    ``knn_error_rate`` / ``knn_label_agreement``: share of the unit's ``k`` nearest neighbours in
+    its own group (itself excluded) that are misclassified / carry the unit's label.
+    ``knn_distance``: mean Euclidean distance to the ``k`` nearest units of the reference split at
+    the same epoch (itself excluded when it belongs to it). ``coverage_percentile``: percentile of
+    ``knn_distance`` among the reference units' own leave-one-out distances (as
+    ``scipy.stats.percentileofscore(kind="mean")``; 100 = farther than every reference unit).
+    Without a reference split at that epoch, the unit's own group plays the reference. ``k`` is
+    capped at the group (reference) size minus one; groups of one unit get NaN. In a group larger
+    than ``max_pool``, neighbours are searched among a random sample of ``max_pool`` of its units
+    (exact brute force on that sample), which bounds the cost at ``n * max_pool`` distances.
+    ``on_group`` is called after each group (for a progress bar).
+    """
+    n = len(samples)
+    columns = {name: np.full(n, np.nan) for name in NEIGHBOR_COLUMNS}
+    labels = samples["label"].to_numpy(dtype=np.int64)
+    error = ~np.asarray(correct, dtype=bool)
+    groups = samples.groupby(["dataset", "epoch"], sort=True).indices
+    rng = np.random.default_rng(random_state)
+
+    def build(rows: np.ndarray) -> _Pool:
+        return _Pool(embedding[rows], k_neighbors, max_pool, rng)
+
+    references = {
+        epoch: build(rows)
+        for (dataset, epoch), rows in groups.items()
+        if dataset == reference_dataset and len(rows) > 1
+    }
+    for (dataset, epoch), rows in groups.items():
+        if len(rows) > 1:
+            own = references[epoch] if dataset == reference_dataset else build(rows)
+            agree = labels[rows][own.neighbors] == labels[rows, None]
+            columns["knn_error_rate"][rows] = error[rows][own.neighbors].mean(axis=1)
+            columns["knn_label_agreement"][rows] = agree.mean(axis=1)
+            reference = references.get(epoch)
+            if reference is None:
+                logger.info("no %r split at epoch %s: %r is its own coverage reference",
+                            reference_dataset, epoch, dataset)
+                reference = own
+            distance = own.distances if reference is own else reference.query(embedding[rows])
+            columns["knn_distance"][rows] = distance
+            columns["coverage_percentile"][rows] = reference.percentile(distance)
+        if on_group is not None:
+            on_group()
+    return pd.DataFrame(columns, index=samples.index)
+
+
+class _Pool:
+    """Nearest-neighbour search over one group, with each unit's leave-one-out neighbours.
+
+    Attributes:
+        k: neighbours per query (``k_neighbors`` capped at the pool size minus one).
+        neighbors: ``(n, k)`` row positions (within the group) of each unit's neighbours.
+        distances: ``(n,)`` mean distance of each unit to its ``k`` neighbours.
+    """
+
+    def __init__(
+        self, points: np.ndarray, k_neighbors: int, max_pool: int, rng: np.random.Generator
+    ):
+        n = len(points)
+        sample = n > max_pool
+        self.pool = np.sort(rng.choice(n, max_pool, replace=False)) if sample else np.arange(n)
+        self.k = min(k_neighbors, len(self.pool) - 1)
+        # "auto" picks a k-d tree up to 15 dimensions and BLAS brute force above.
+        self.index = NearestNeighbors(n_neighbors=self.k).fit(points[self.pool])
+        distance, neighbors = self.index.kneighbors(points, n_neighbors=self.k + 1)
+        neighbors = self.pool[neighbors]
+        drop = neighbors == np.arange(n)[:, None]
+        drop[~drop.any(axis=1), -1] = True  # not found as its own neighbour: drop the farthest
+        keep = ~drop
+        self.neighbors = neighbors[keep].reshape(n, self.k)
+        self.distances = distance[keep].reshape(n, self.k).mean(axis=1)
+        self.sorted_distances = np.sort(self.distances)
+
+    def query(self, points: np.ndarray) -> np.ndarray:
+        """Mean distance of each point to its ``k`` nearest units of the group."""
+        distance, _ = self.index.kneighbors(points, n_neighbors=self.k)
+        return distance.mean(axis=1)
+
+    def percentile(self, distance: np.ndarray) -> np.ndarray:
+        """Percentile of each distance among the group's own leave-one-out distances."""
+        below = np.searchsorted(self.sorted_distances, distance, side="left")
+        at_or_below = np.searchsorted(self.sorted_distances, distance, side="right")
+        return 50.0 * (below + at_or_below) / len(self.sorted_distances)
