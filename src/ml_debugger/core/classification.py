@@ -34,17 +34,30 @@ class ClassificationBatch:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def columns(self) -> dict[str, pa.Array]:
-        """The task's Arrow columns (built in the writer thread, off the training loop)."""
-        n = len(self)
-        columns = {
-            "label": pa.array(self.labels, type=pa.int64()),
-            "scores": fixed_size_list(self.scores, pa.float32()),
-            "score_type": pa.repeat(pa.scalar(self.score_type), n).dictionary_encode(),
-            "loss": pa.array(per_sample_loss(self.scores, self.labels, self.score_type), type=pa.float32()),
+    @property
+    def schema_key(self) -> tuple:
+        """Batches with equal keys have equal column types and can share a part file."""
+        features = None if self.features is None else (self.features.shape[1], self.features.dtype.str)
+        return (self.task, self.scores.shape[1], self.score_type, features)
+
+    @classmethod
+    def columns(cls, batches: list[ClassificationBatch]) -> dict[str, pa.Array | pa.ChunkedArray]:
+        """The task's Arrow columns for the rows of ``batches`` (equal ``schema_key``), in order.
+
+        Built in the writer thread, off the training loop; feature vectors are not copied.
+        """
+        scores = np.concatenate([b.scores for b in batches])
+        labels = np.concatenate([b.labels for b in batches])
+        score_type = batches[0].score_type
+        columns: dict[str, pa.Array | pa.ChunkedArray] = {
+            "label": pa.array(labels, type=pa.int64()),
+            "scores": fixed_size_list(scores, pa.float32()),
+            "score_type": pa.repeat(pa.scalar(score_type), len(labels)).dictionary_encode(),
+            "loss": pa.array(per_sample_loss(scores, labels, score_type), type=pa.float32()),
         }
-        if self.features is not None:
-            columns["features"] = fixed_size_list(self.features, pa.from_numpy_dtype(self.features.dtype))
+        if batches[0].features is not None:
+            value_type = pa.from_numpy_dtype(batches[0].features.dtype)
+            columns["features"] = pa.chunked_array([fixed_size_list(b.features, value_type) for b in batches])
         return columns
 
 

@@ -38,27 +38,19 @@ class RowContext:
     timestamp: datetime
 
 
-def common_columns(context: RowContext, input_ids: np.ndarray, input_hashes: np.ndarray) -> dict[str, pa.Array]:
-    """The common columns of a batch of ``len(input_ids)`` rows."""
-    n = len(input_ids)
+def common_columns(contexts: list[RowContext], counts: list[int], input_ids: np.ndarray,
+                   input_hashes: np.ndarray) -> dict[str, pa.Array]:
+    """The common columns of consecutive batches: batch ``i`` has ``counts[i]`` rows and ``contexts[i]``."""
     types = {f.name: f.type for f in COMMON_FIELDS}
 
-    def repeat(name: str, value: object) -> pa.Array:
-        return pa.repeat(pa.scalar(value, type=types[name]), n)
+    def per_batch(name: str) -> pa.Array:
+        values = pa.array([getattr(c, name) for c in contexts], type=types[name])
+        return values.take(pa.array(np.repeat(np.arange(len(contexts)), counts)))
 
-    return {
-        "model_name": repeat("model_name", context.model_name),
-        "version_name": repeat("version_name", context.version_name),
-        "dataset_type": repeat("dataset_type", context.dataset_type),
-        "epoch": repeat("epoch", context.epoch),
-        "global_step": repeat("global_step", context.global_step),
-        "final_validation": repeat("final_validation", context.final_validation),
-        "input_id": pa.array(input_ids, type=pa.string()),
-        "input_hash": pa.array(input_hashes, type=pa.string()),
-        "rank": repeat("rank", context.rank),
-        "run_id": repeat("run_id", context.run_id),
-        "timestamp": repeat("timestamp", context.timestamp),
-    }
+    columns = {name: per_batch(name) for name in types if name not in ("input_id", "input_hash")}
+    columns["input_id"] = pa.array(input_ids, type=pa.string())
+    columns["input_hash"] = pa.array(input_hashes, type=pa.string())
+    return {name: columns[name] for name in types}
 
 
 def fixed_size_list(matrix: np.ndarray, value_type: pa.DataType) -> pa.FixedSizeListArray:

@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
 import pyarrow as pa
 
 from ml_debugger.core.schema import RowContext, common_columns
@@ -22,12 +23,16 @@ logger = logging.getLogger(__name__)
 class TraceBatch(Protocol):
     """What any task's batch offers the writer (see ``ClassificationBatch``)."""
 
-    input_ids: object
-    input_hashes: object
+    input_ids: np.ndarray
+    input_hashes: np.ndarray
 
     def __len__(self) -> int: ...
 
-    def columns(self) -> dict[str, pa.Array]: ...
+    @property
+    def schema_key(self) -> tuple: ...
+
+    @classmethod
+    def columns(cls, batches: list) -> dict[str, pa.Array | pa.ChunkedArray]: ...
 
 
 @dataclass
@@ -36,6 +41,7 @@ class _Flush:
 
 
 _STOP = object()
+_BufferKey = tuple[PartKey, tuple]
 
 
 class PartWriter:
@@ -63,9 +69,9 @@ class PartWriter:
         self._rows_per_part = rows_per_part
         self._flush_interval = flush_interval
         self._queue: queue.Queue = queue.Queue(maxsize=max_queued_batches)
-        self._buffers: dict[PartKey, list[pa.Table]] = defaultdict(list)
-        self._buffered_rows: dict[PartKey, int] = defaultdict(int)
-        self._buffered_since: dict[PartKey, float] = {}
+        self._buffers: dict[_BufferKey, list[tuple[RowContext, TraceBatch]]] = defaultdict(list)
+        self._buffered_rows: dict[_BufferKey, int] = defaultdict(int)
+        self._buffered_since: dict[_BufferKey, float] = {}
         self._parts: list[PartInfo] = []
         self._parts_lock = threading.Lock()
         self._sequence = 0
@@ -141,37 +147,49 @@ class PartWriter:
             self._error = exc
 
     def _add(self, key: PartKey, context: RowContext, batch: TraceBatch) -> None:
-        columns = common_columns(context, batch.input_ids, batch.input_hashes)
-        columns.update(batch.columns())
-        self._buffers[key].append(pa.table(columns))
-        self._buffered_rows[key] += len(batch)
-        self._buffered_since.setdefault(key, time.monotonic())
-        if self._buffered_rows[key] >= self._rows_per_part:
-            self._write(key)
+        buffer_key = (key, batch.schema_key)
+        self._buffers[buffer_key].append((context, batch))
+        self._buffered_rows[buffer_key] += len(batch)
+        self._buffered_since.setdefault(buffer_key, time.monotonic())
+        if self._buffered_rows[buffer_key] >= self._rows_per_part:
+            self._write(buffer_key)
 
     def _write_stale(self) -> None:
         now = time.monotonic()
-        for key, since in list(self._buffered_since.items()):
+        for buffer_key, since in list(self._buffered_since.items()):
             if now - since >= self._flush_interval:
-                self._write(key)
+                self._write(buffer_key)
 
     def _write_all(self) -> None:
-        for key in list(self._buffers):
-            self._write(key)
+        for buffer_key in list(self._buffers):
+            self._write(buffer_key)
 
-    def _write(self, key: PartKey) -> None:
-        tables = self._buffers.pop(key, [])
-        self._buffered_rows.pop(key, None)
-        self._buffered_since.pop(key, None)
-        if not tables:
+    def _write(self, buffer_key: _BufferKey) -> None:
+        entries = self._buffers.pop(buffer_key, [])
+        self._buffered_rows.pop(buffer_key, None)
+        self._buffered_since.pop(buffer_key, None)
+        if not entries:
             return
-        table = pa.concat_tables(tables, promote_options="default")
-        self._sequence += 1
-        name = f"part-{self._run_id}-r{self._rank}-{self._sequence:06d}"
         try:
-            info = self._store.write_part(key, table, name, self._run_id, self._rank)
+            info = self._store.write_part(buffer_key[0], _table(entries), self._next_part_name(), self._run_id, self._rank)
         except BaseException:
-            self._buffers[key] = tables  # keep the rows: nothing recorded is dropped by a failed write
+            self._buffers[buffer_key] = entries  # keep the rows: nothing recorded is dropped by a failed write
             raise
         with self._parts_lock:
             self._parts.append(info)
+
+    def _next_part_name(self) -> str:
+        self._sequence += 1
+        return f"part-{self._run_id}-r{self._rank}-{self._sequence:06d}"
+
+
+def _table(entries: list[tuple[RowContext, TraceBatch]]) -> pa.Table:
+    """One Arrow table of buffered batches: their rows in order, common columns first."""
+    contexts = [context for context, _ in entries]
+    batches = [batch for _, batch in entries]
+    columns = common_columns(
+        contexts, [len(b) for b in batches],
+        np.concatenate([b.input_ids for b in batches]), np.concatenate([b.input_hashes for b in batches]),
+    )
+    columns.update(type(batches[0]).columns(batches))
+    return pa.table(columns)
