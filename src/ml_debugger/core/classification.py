@@ -174,6 +174,8 @@ def _as_id_vector(values: object, batch: int, field: str) -> np.ndarray:
         raise TraceValidationError(f"{field} has {len(array)} entries but the model output has {batch} rows")
     if array.dtype.kind in "iuU":  # the common cases, vectorised
         return array.astype(str).astype(object)
+    if array.dtype == object and all(type(v) is str for v in array):
+        return array.copy()
     out = np.empty(batch, dtype=object)
     for i, value in enumerate(array.tolist()):
         if isinstance(value, bytes):
