@@ -1,0 +1,5 @@
+"""Framework callbacks, one module per ecosystem, each a thin adapter over the core engine.
+
+Importing this package imports no framework: ``ml_debugger.integrations.lightning``,
+``ml_debugger.integrations.keras`` and ``ml_debugger.integrations.transformers`` import theirs.
+"""
