@@ -224,3 +224,17 @@ def test_detect_rejects_a_rule_that_returns_the_wrong_shape():
 
     with pytest.raises(TypeError, match="Broken"):
         Broken().detect(unit_table({}), CONFIG)
+
+
+def test_the_user_documentation_describes_every_code():
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[3] / "docs" / "evaluation-categories.md").read_text()
+    for code in registered_codes():
+        section = doc.split(f"### {code.id} `{code.name}`", 1)
+        assert len(section) == 2, f"{code.id} has no section"
+        body = section[1].split("###", 1)[0]
+        assert code.description in body and code.recommended_action in body
+        assert f"`{code.category}`" in body
+    for category in CATEGORIES:
+        assert f"`{category}`" in doc

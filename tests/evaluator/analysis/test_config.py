@@ -72,3 +72,12 @@ def test_numpy_numbers_are_accepted():
     np = pytest.importorskip("numpy")
     config = AnalysisConfig.from_kwargs(k_neighbors=np.int64(7), low_margin=np.float32(0.25))
     assert config.k_neighbors == 7
+
+
+def test_the_user_documentation_lists_every_setting_with_its_default():
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[3] / "docs" / "evaluation-categories.md").read_text()
+    for field in dataclasses.fields(AnalysisConfig):
+        default = f'"{field.default}"' if isinstance(field.default, str) else str(field.default)
+        assert f"| `{field.name}` | {default} |" in doc, field.name

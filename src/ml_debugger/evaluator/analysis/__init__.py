@@ -29,10 +29,13 @@ from ml_debugger.evaluator.analysis.config import AnalysisConfig
 from ml_debugger.evaluator.analysis.heatmaps import build_heatmaps
 from ml_debugger.evaluator.analysis.hotspots import find_hotspots
 from ml_debugger.evaluator.analysis.metrics import METRIC_KEYS, classification_metrics
+from ml_debugger.evaluator.analysis.signals import compute_signals
 
 __all__ = ["Analysis", "AnalysisConfig", "analyze"]
 
 logger = logging.getLogger(__name__)
+
+_STEPS = ("signals", "hotspots", "categories", "codes", "tables")
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,8 @@ def analyze(
         config: thresholds and parameters (defaults: `AnalysisConfig()`).
         progress: show a progress bar (tqdm) over the steps.
     """
-    from ml_debugger.evaluator.analysis.signals import compute_signals
-
     config = AnalysisConfig() if config is None else config
-    steps = ["signals", "hotspots", "categories", "codes", "tables"]
-    with tqdm(total=len(steps), desc="analysis", disable=not progress, leave=False) as bar:
+    with tqdm(total=len(_STEPS), desc="analysis", disable=not progress, leave=False) as bar:
         with _step(bar, "signals"):
             signals = compute_signals(
                 data,
@@ -96,6 +96,8 @@ def analyze(
             masks = detect_codes(table, config)
             table["error_codes"] = codes_per_unit(masks)
         with _step(bar, "tables"):
+            columns = [*data.samples.columns, *signals.table.columns]
+            table = table[[*columns, "category", "error_codes", "hotspot_cluster"]]
             result = Analysis(
                 samples=table,
                 metrics=_metrics(table, data.probabilities),

@@ -118,7 +118,9 @@ def plot_heatmap(matrix: pd.DataFrame, ax: Any = None, *, normalize: bool = Fals
         totals = values.sum(axis=1, keepdims=True)
         values = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
     image = ax.imshow(values, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns], rotation=45, ha="right")
+    ax.set_xticks(
+        range(matrix.shape[1]), [str(c) for c in matrix.columns], rotation=45, ha="right"
+    )
     ax.set_yticks(range(matrix.shape[0]), [str(r) for r in matrix.index])
     ax.set_xlabel(str(matrix.columns.name or ""))
     ax.set_ylabel(str(matrix.index.name or ""))

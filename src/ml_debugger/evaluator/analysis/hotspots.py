@@ -56,8 +56,8 @@ def find_hotspots(
 
     Args:
         table: per-unit rows with ``input_id, dataset, epoch, label, prediction, correct`` and
-            ``knn_error_rate`` (share of errors among the unit's ``k_neighbors`` nearest units
-            of its own dataset and epoch, in ``embedding``).
+            ``knn_error_rate`` (share of errors among the unit's nearest units of its own dataset
+            and epoch in ``embedding``, the signal of the same name).
         embedding: ``(len(table), m)`` reduced features, or None (no features: no clusters).
         config: the clustering thresholds.
 

@@ -84,7 +84,8 @@ def register(cls: type[ErrorCode]) -> type[ErrorCode]:
             f"error code {cls.id} has category {cls.category!r}; expected one of: {', '.join(CATEGORIES)}"
         )
     if cls.id in _REGISTRY and type(_REGISTRY[cls.id]) is not cls:
-        raise ValueError(f"error code id {cls.id!r} is already registered by {type(_REGISTRY[cls.id]).__name__}")
+        owner = type(_REGISTRY[cls.id]).__name__
+        raise ValueError(f"error code id {cls.id!r} is already registered by {owner}")
     _REGISTRY[cls.id] = cls()
     return cls
 
