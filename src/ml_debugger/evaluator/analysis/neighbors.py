@@ -60,7 +60,8 @@ def neighbor_signals(
     ``knn_distance`` among the reference units' own leave-one-out distances (as
     ``scipy.stats.percentileofscore(kind="mean")``; 100 = farther than every reference unit).
     Without a reference split at that epoch, the unit's own group plays the reference. ``k`` is
-    capped at the group (reference) size minus one; groups of one unit get NaN. In a group larger
+    capped at the group (reference) size minus one. A lone unit has no neighbours in its group
+    (NaN), but a distance to the reference when there is one. In a group larger
     than ``max_pool``, neighbours are searched among a random sample of ``max_pool`` of its units
     (exact brute force on that sample), which bounds the cost at ``n * max_pool`` distances.
     ``on_group`` is called after each group (for a progress bar).
@@ -81,16 +82,17 @@ def neighbor_signals(
         if dataset == reference_dataset and len(rows) > 1
     }
     for (dataset, epoch), rows in groups.items():
-        if len(rows) > 1:
-            own = references[epoch] if dataset == reference_dataset else build(rows)
+        reference = references.get(epoch)
+        own = reference if dataset == reference_dataset else build(rows) if len(rows) > 1 else None
+        if own is not None:
             agree = labels[rows][own.neighbors] == labels[rows, None]
             columns["knn_error_rate"][rows] = error[rows][own.neighbors].mean(axis=1)
             columns["knn_label_agreement"][rows] = agree.mean(axis=1)
-            reference = references.get(epoch)
-            if reference is None:
-                logger.info("no %r split at epoch %s: %r is its own coverage reference",
-                            reference_dataset, epoch, dataset)
-                reference = own
+        if reference is None and own is not None:
+            logger.info("no %r split at epoch %s: %r is its own coverage reference",
+                        reference_dataset, epoch, dataset)
+            reference = own
+        if reference is not None:
             distance = own.distances if reference is own else reference.query(embedding[rows])
             columns["knn_distance"][rows] = distance
             columns["coverage_percentile"][rows] = reference.percentile(distance)
