@@ -6,7 +6,10 @@
     ├── TraceValidationError      (a traced batch has the wrong shape, range or type; also a ValueError)
     ├── WriterError               (the background writer failed; raised at the next call)
     ├── StoreError                (the store could not be read or written)
-    │   └── NoDataError           (nothing committed for what was asked; also a LookupError)
+    │   ├── NoDataError           (nothing committed for what was asked; also a LookupError)
+    │   └── RemoteError           (an ml-debugger server answered with an error)
+    │       ├── AuthenticationError     (the server refused the API key: 401/403)
+    │       └── ServerUnavailableError  (unreachable, timed out or 5xx; uploads retry these)
     └── ResultExistsError         (a result of that name is already stored)
 """
 
@@ -43,3 +46,15 @@ class NoDataError(StoreError, LookupError):
 
 class ResultExistsError(MLDebuggerError, FileExistsError):
     """An evaluation result with that name is already stored for the version."""
+
+
+class RemoteError(StoreError):
+    """An ml-debugger server answered a request with an error."""
+
+
+class AuthenticationError(RemoteError):
+    """The server refused the API key (missing, unknown or revoked); check ``MLD_API_KEY``."""
+
+
+class ServerUnavailableError(RemoteError):
+    """The server could not be reached, timed out or failed (5xx); worth retrying later."""

@@ -18,20 +18,27 @@ from ml_debugger.evaluator.result import HEATMAP_PREFIX, Result
 from ml_debugger.exceptions import ConfigurationError, NoDataError
 from ml_debugger.names import validate_name
 from ml_debugger.store import StoredResult, TraceStore, open_store
+from ml_debugger.store.base import EvaluationRequest
 
 SUPPORTED_TASKS = ("classification",)
 
 
+def normalize_n_epoch(n_epoch: object) -> str | int | None:
+    """``n_epoch`` checked and as plain Python ("latest", an int, or None for all epochs)."""
+    if n_epoch is None or isinstance(n_epoch, str) and n_epoch == "latest":
+        return n_epoch
+    if isinstance(n_epoch, (bool, str)) or not isinstance(n_epoch, int) and not hasattr(n_epoch, "__index__"):
+        raise ConfigurationError(f"unknown n_epoch {n_epoch!r}; expected 'latest', an int >= 0, or None")
+    return int(n_epoch)
+
+
 def resolve_epochs(n_epoch: object, committed: list[int]) -> list[int]:
     """The epochs that ``n_epoch`` ("latest", an int, or None for all) selects among ``committed``."""
+    n_epoch = normalize_n_epoch(n_epoch)
     if n_epoch is None:
         return list(committed)
-    if isinstance(n_epoch, str):
-        if n_epoch != "latest":
-            raise ConfigurationError(f"unknown n_epoch {n_epoch!r}; expected 'latest', an int >= 0, or None")
+    if n_epoch == "latest":
         return [max(committed)]
-    if isinstance(n_epoch, bool) or not isinstance(n_epoch, int) and not hasattr(n_epoch, "__index__"):
-        raise ConfigurationError(f"unknown n_epoch {n_epoch!r}; expected 'latest', an int >= 0, or None")
     epoch = int(n_epoch)
     if epoch not in committed:
         raise NoDataError(f"epoch {epoch} has no committed traces; committed epochs: {committed}")
@@ -49,6 +56,53 @@ def _tables_of(analysis: Analysis) -> dict[str, pd.DataFrame]:
     }
     tables.update({HEATMAP_PREFIX + name: frame for name, frame in analysis.heatmaps.items()})
     return tables
+
+
+def evaluate_version(
+    store: TraceStore, model_name: str, version_name: str, request: EvaluationRequest, *, progress: bool = False
+) -> StoredResult:
+    """Evaluate committed traces in this process and save the result in ``store`` (see ``TraceStore.evaluate``)."""
+    config = AnalysisConfig.from_kwargs(**request.thresholds)
+    n_epoch, result_name = request.n_epoch, request.result_name
+    if result_name is not None:
+        validate_name(result_name, "result_name")
+    task = store.model_task(model_name)
+    if task not in SUPPORTED_TASKS:
+        raise ConfigurationError(f"evaluating {task!r} models is not supported; supported: {SUPPORTED_TASKS}")
+    committed = store.committed_epochs(model_name, version_name)
+    if not committed:
+        raise NoDataError(
+            f"{model_name}/{version_name} has no committed traces; call tracer.wait_for_save() "
+            "after tracing"
+        )
+    epochs = resolve_epochs(n_epoch, committed)
+    table = store.read_traces(model_name, version_name, epochs)
+    data, report = load_eval_data(table)
+    if len(data.samples) == 0:
+        raise NoDataError(f"no evaluable rows for {model_name}/{version_name} epochs {epochs}")
+    analysis = analyze(data, config, progress=progress)
+    created = datetime.now(timezone.utc)
+    name = result_name or f"eval-{created:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    meta = {
+        "result_name": name,
+        "model_name": model_name,
+        "version_name": version_name,
+        "task": task,
+        "n_epoch": "all" if n_epoch is None else str(n_epoch),
+        "epochs": epochs,
+        "datasets": sorted(data.samples["dataset"].unique().tolist()),
+        "rows": len(data.samples),
+        "stored_rows": report.stored_rows,
+        "duplicates_removed": report.duplicates_removed,
+        "nonfinite_removed": report.nonfinite_removed,
+        "features": report.features,
+        "config": dataclasses.asdict(config),
+        "created_at": created.isoformat(),
+        "ml_debugger_version": __version__,
+    }
+    stored = StoredResult(meta=meta, tables=_tables_of(analysis))
+    store.save_result(model_name, version_name, name, stored)
+    return stored
 
 
 class Evaluator:
@@ -84,44 +138,14 @@ class Evaluator:
         config = AnalysisConfig.from_kwargs(**thresholds)
         if result_name is not None:
             validate_name(result_name, "result_name")
-        task = self.store.model_task(self.model_name)
-        if task not in SUPPORTED_TASKS:
-            raise ConfigurationError(f"evaluating {task!r} models is not supported; supported: {SUPPORTED_TASKS}")
-        committed = self.store.committed_epochs(self.model_name, self.version_name)
-        if not committed:
-            raise NoDataError(
-                f"{self.model_name}/{self.version_name} has no committed traces; call tracer.wait_for_save() "
-                "after tracing"
-            )
-        epochs = resolve_epochs(n_epoch, committed)
-        table = self.store.read_traces(self.model_name, self.version_name, epochs)
-        data, report = load_eval_data(table)
-        if len(data.samples) == 0:
-            raise NoDataError(f"no evaluable rows for {self.model_name}/{self.version_name} epochs {epochs}")
+        request = EvaluationRequest(
+            result_name=result_name,
+            n_epoch=normalize_n_epoch(n_epoch),
+            thresholds={name: getattr(config, name) for name in thresholds},
+        )
         show = sys.stderr.isatty() if progress is None else progress
-        analysis = analyze(data, config, progress=show)
-        created = datetime.now(timezone.utc)
-        name = result_name or f"eval-{created:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-        meta = {
-            "result_name": name,
-            "model_name": self.model_name,
-            "version_name": self.version_name,
-            "task": task,
-            "n_epoch": "all" if n_epoch is None else str(n_epoch),
-            "epochs": epochs,
-            "datasets": sorted(data.samples["dataset"].unique().tolist()),
-            "rows": len(data.samples),
-            "stored_rows": report.stored_rows,
-            "duplicates_removed": report.duplicates_removed,
-            "nonfinite_removed": report.nonfinite_removed,
-            "features": report.features,
-            "config": dataclasses.asdict(config),
-            "created_at": created.isoformat(),
-            "ml_debugger_version": __version__,
-        }
-        tables = _tables_of(analysis)
-        self.store.save_result(self.model_name, self.version_name, name, StoredResult(meta=meta, tables=tables))
-        return Result(meta, tables)
+        stored = self.store.evaluate(self.model_name, self.version_name, request, progress=show)
+        return Result(stored.meta, stored.tables)
 
     def list_results(self) -> pd.DataFrame:
         """Stored results of this version: result_name, created_at, n_epoch, epochs, datasets, rows."""

@@ -40,8 +40,33 @@ class StoredResult:
     tables: dict[str, pd.DataFrame]
 
 
+@dataclass(frozen=True)
+class EvaluationRequest:
+    """What ``Evaluator.request_evaluation`` asks for (validated, JSON-serialisable).
+
+    ``n_epoch`` is ``"latest"``, an int epoch, or ``None`` for every committed epoch;
+    ``thresholds`` are ``AnalysisConfig`` overrides.
+    """
+
+    result_name: str | None
+    n_epoch: str | int | None
+    thresholds: dict[str, Any]
+
+
 class TraceStore(ABC):
     """Operations the tracers, callbacks and the evaluator need from a store."""
+
+    def evaluate(
+        self, model_name: str, version_name: str, request: EvaluationRequest, *, progress: bool = False
+    ) -> StoredResult:
+        """Evaluate committed traces and save the result under its name; return the stored result.
+
+        By default the evaluation runs in this process on ``read_traces`` and ``save_result``; a
+        store backed by a server overrides this to run it there.
+        """
+        from ml_debugger.evaluator.evaluator import evaluate_version  # the evaluator builds on this module
+
+        return evaluate_version(self, model_name, version_name, request, progress=progress)
 
     @abstractmethod
     def register_version(self, model_name: str, version_name: str, task: str) -> None:

@@ -38,6 +38,11 @@ def partition_dir(key: PartKey) -> Path:
     )
 
 
+def part_path(key: PartKey, part_name: str) -> Path:
+    """Where part ``part_name`` of ``key`` lives, relative to the store root."""
+    return partition_dir(key) / f"{validate_name(part_name, 'part_name')}.parquet"
+
+
 def write_parquet_atomically(table: pa.Table, path: Path) -> int:
     """Write ``table`` to a hidden temporary file beside ``path`` and rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,13 +64,13 @@ def write_parquet_atomically(table: pa.Table, path: Path) -> int:
 class LocalStore(TraceStore):
     """Parquet + SQLite store rooted at ``root``; safe for several threads and processes."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, database_url: str | None = None) -> None:
         self.root = Path(root)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the store directory {self.root}: {exc}") from exc
-        self.catalog = Catalog(self.root / "catalog.sqlite")
+        self.catalog = Catalog(database_url or self.root / "catalog.sqlite")
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
@@ -74,12 +79,24 @@ class LocalStore(TraceStore):
         self.catalog.register_version(model_name, version_name, task)
 
     def write_part(self, key: PartKey, table: pa.Table, part_name: str, run_id: str, rank: int) -> PartInfo:
-        relative = partition_dir(key) / f"{validate_name(part_name, 'part_name')}.parquet"
+        relative = part_path(key, part_name)
         try:
             size = write_parquet_atomically(table, self.root / relative)
         except OSError as exc:
             raise StoreError(f"cannot write trace part {self.root / relative}: {exc}") from exc
         return PartInfo(key=key, path=relative.as_posix(), rows=table.num_rows, bytes=size, run_id=run_id, rank=rank)
+
+    def stored_part(self, key: PartKey, part_name: str, run_id: str, rank: int) -> PartInfo | None:
+        """The part ``part_name`` of ``key`` if a ``write_part`` wrote it (committed or not), else ``None``."""
+        relative = part_path(key, part_name)
+        try:
+            rows = pq.ParquetFile(self.root / relative).metadata.num_rows
+            size = (self.root / relative).stat().st_size
+        except FileNotFoundError:
+            return None
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise StoreError(f"cannot read the stored part {self.root / relative}: {exc}") from exc
+        return PartInfo(key=key, path=relative.as_posix(), rows=rows, bytes=size, run_id=run_id, rank=rank)
 
     def commit_parts(self, parts: list[PartInfo]) -> None:
         if parts:
@@ -126,6 +143,20 @@ class LocalStore(TraceStore):
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+
+    def result_table_path(self, model_name: str, version_name: str, result_name: str, table: str) -> Path:
+        """The Parquet file of one table of a stored result; NoDataError if there is none."""
+        meta = self.catalog.result_meta(model_name, version_name, result_name)
+        path = self._result_dir(model_name, version_name, result_name) / f"{validate_name(table, 'table name')}.parquet"
+        if not path.is_file():
+            raise NoDataError(f"result {meta['result_name']!r} of {model_name}/{version_name} has no table {table!r}")
+        return path
+
+    def result_tables(self, model_name: str, version_name: str, result_name: str) -> list[str]:
+        """The names of the tables of a stored result; NoDataError if there is no such result."""
+        self.catalog.result_meta(model_name, version_name, result_name)
+        directory = self._result_dir(model_name, version_name, result_name)
+        return [path.stem for path in sorted(directory.glob("*.parquet"))]
 
     def load_result(self, model_name: str, version_name: str, result_name: str) -> StoredResult:
         meta = self.catalog.result_meta(model_name, version_name, result_name)

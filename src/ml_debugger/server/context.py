@@ -1,0 +1,42 @@
+"""What every route of one server process shares, and the API-key check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+
+from ml_debugger.exceptions import AuthenticationError
+from ml_debugger.server.config import ServerConfig
+from ml_debugger.server.jobs import JobRunner
+from ml_debugger.server.keys import KeyRing
+from ml_debugger.store.local import LocalStore
+
+
+@dataclass(frozen=True)
+class ServerContext:
+    """The store, keys and jobs of one server; ``uploads`` is where bodies are received."""
+
+    config: ServerConfig
+    store: LocalStore
+    keys: KeyRing
+    jobs: JobRunner
+    uploads: Path
+
+
+def context(request: Request) -> ServerContext:
+    """The running app's context (a FastAPI dependency)."""
+    return request.app.state.context
+
+
+def require_key(request: Request) -> str:
+    """The id of the request's valid API key (a FastAPI dependency); 401 without one."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("missing API key: send the header 'Authorization: Bearer mldbg_...'")
+    key_id = context(request).keys.verify(token.strip())
+    if key_id is None:
+        raise AuthenticationError("invalid or revoked API key")
+    return key_id

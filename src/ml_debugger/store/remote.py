@@ -1,0 +1,264 @@
+"""The remote store: the TraceStore operations over HTTP to an ml-debugger server.
+
+Writes go to the local spool first and are uploaded in the background (see `uploader`);
+``commit_parts`` waits up to ``upload_timeout`` for them, then warns and returns. Reads,
+results and evaluations are requests to the server (an evaluation is a job that is polled).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import time
+import uuid
+import warnings
+import weakref
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from ml_debugger.config import Settings
+from ml_debugger.exceptions import ConfigurationError, MLDebuggerError, RemoteError, ServerUnavailableError, StoreError
+from ml_debugger.store.api import ApiClient, Backoff, exception_named, with_retries
+from ml_debugger.store.base import EvaluationRequest, PartInfo, PartKey, StoredResult, TraceStore
+from ml_debugger.store.spool import Spool
+from ml_debugger.store.uploader import Task, Uploader, version_path
+
+logger = logging.getLogger(__name__)
+
+ENV_UPLOAD_TIMEOUT = "MLD_UPLOAD_TIMEOUT"
+ENV_EVALUATION_TIMEOUT = "MLD_EVALUATION_TIMEOUT"
+REGISTER_TIMEOUT = 10.0
+READ_RETRY_WINDOW = 30.0
+
+
+def seconds_from_env(name: str, default: float) -> float:
+    """A positive number of seconds from environment variable ``name``."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigurationError(f"{name} must be a positive number of seconds; got {raw!r}")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars turned into Python ones (for JSON)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+class RemoteStore(TraceStore):
+    """A store on an ml-debugger server, with a local spool under ``home`` for uploads.
+
+    Args:
+        endpoint, api_key: the server (``MLD_API_ENDPOINT``) and the key (``MLD_API_KEY``).
+        home: ``MLD_HOME``; the spool is ``<home>/spool/<endpoint id>``.
+        upload_timeout: seconds ``commit_parts`` (``wait_for_save``) waits for the upload.
+        evaluation_timeout: seconds ``evaluate`` waits for the server's evaluation job.
+        request_timeout: seconds for one HTTP request.
+        backoff: the retry policy of uploads and reads.
+        transport: an httpx transport instead of the network (tests, instrumentation).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        api_key: str | None,
+        *,
+        home: str | os.PathLike[str],
+        upload_timeout: float = 120.0,
+        evaluation_timeout: float = 3600.0,
+        request_timeout: float = 60.0,
+        backoff: Backoff | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._client = ApiClient(endpoint, api_key, timeout=request_timeout, transport=transport)
+        self.endpoint = self._client.endpoint
+        self.spool = Spool.for_endpoint(Path(home), self.endpoint)
+        self._backoff = backoff or Backoff()
+        self._uploader = Uploader(self._client, self.spool, backoff=self._backoff)
+        self.upload_timeout = upload_timeout
+        self.evaluation_timeout = evaluation_timeout
+        atexit.register(_report_at_exit, weakref.ref(self))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RemoteStore:
+        """The store ``MLD_API_ENDPOINT`` / ``MLD_API_KEY`` / ``MLD_HOME`` (and the timeouts) select."""
+        if not settings.api_key:
+            logger.warning("ml-debugger: MLD_API_ENDPOINT is set but MLD_API_KEY is not; the server will refuse requests")
+        return cls(
+            str(settings.api_endpoint), settings.api_key, home=settings.home,
+            upload_timeout=seconds_from_env(ENV_UPLOAD_TIMEOUT, 120.0),
+            evaluation_timeout=seconds_from_env(ENV_EVALUATION_TIMEOUT, 3600.0),
+        )
+
+    def __repr__(self) -> str:
+        return f"RemoteStore({self.endpoint!r})"
+
+    def register_version(self, model_name: str, version_name: str, task: str) -> None:
+        """Register on the server now if it answers; else spool the registration and go on."""
+        path = self.spool.add_registration(model_name, version_name, task)
+        try:
+            self._client.request(
+                "PUT", version_path(model_name, version_name), json={"task": task}, timeout=REGISTER_TIMEOUT
+            )
+        except ServerUnavailableError as exc:
+            logger.warning(
+                "ml-debugger: %s; tracing goes on and %s/%s is registered when the server answers", exc,
+                model_name, version_name,
+            )
+            self._uploader.register((path, {"model_name": model_name, "version_name": version_name, "task": task}))
+            return
+        except MLDebuggerError:
+            path.unlink(missing_ok=True)
+            raise
+        path.unlink(missing_ok=True)
+
+    def write_part(self, key: PartKey, table: pa.Table, part_name: str, run_id: str, rank: int) -> PartInfo:
+        """Write the part into the spool and queue its upload."""
+        try:
+            spooled = self.spool.add_part(key, table, part_name, run_id, rank)
+        except OSError as exc:
+            raise StoreError(f"cannot write trace part {part_name} into the spool {self.spool.root}: {exc}") from exc
+        self._uploader.upload(spooled)
+        return spooled.info
+
+    def commit_parts(self, parts: list[PartInfo]) -> None:
+        """Commit on the server once the parts are uploaded; warn (never raise) after ``upload_timeout``."""
+        if not parts:
+            return
+        try:
+            manifest = self.spool.add_commit(parts)
+        except OSError as exc:
+            raise StoreError(f"cannot record a commit in the spool {self.spool.root}: {exc}") from exc
+        task = self._uploader.commit(manifest)
+        if not task.done.wait(self.upload_timeout):
+            warnings.warn(self._not_committed_message(parts), stacklevel=2)
+        elif task.error is not None:
+            warnings.warn(f"ml-debugger: the server refused to commit {_describe(parts)}: {task.error}", stacklevel=2)
+
+    def _not_committed_message(self, parts: list[PartInfo]) -> str:
+        pending = self._uploader.pending()
+        files = [t.part for t in pending if t.part is not None]
+        size = sum(p.info.bytes for p in files) / 1e6
+        commits = sum(1 for t in pending if t.kind == "commit")
+        return (
+            f"ml-debugger: {_describe(parts)} is not yet committed on {self.endpoint} after "
+            f"{self.upload_timeout:g} s (last error: {self._uploader.last_error}); {len(files)} part files "
+            f"({size:.1f} MB) and {commits} commits wait in the spool {self.spool.root}. Uploads go on in the "
+            "background while this process runs; if it ends first, run `mldebugger sync` to send them."
+        )
+
+    def pending_uploads(self) -> list[Task]:
+        """What this store's uploader has not sent yet."""
+        return self._uploader.pending()
+
+    def _get(self, path: str, **kwargs: Any) -> httpx.Response:
+        deadline = time.monotonic() + READ_RETRY_WINDOW
+        return with_retries(lambda: self._client.request("GET", path, **kwargs), deadline=deadline, backoff=self._backoff)
+
+    def _get_json(self, path: str, **kwargs: Any) -> Any:
+        try:
+            return self._get(path, **kwargs).json()
+        except ValueError as exc:
+            raise RemoteError(f"GET {path}: the server answered with invalid JSON") from exc
+
+    def model_task(self, model_name: str) -> str:
+        return str(self._get_json(f"/models/{quote(model_name, safe='')}")["task"])
+
+    def committed_epochs(self, model_name: str, version_name: str) -> list[int]:
+        return [int(e) for e in self._get_json(version_path(model_name, version_name) + "/epochs")["epochs"]]
+
+    def read_traces(self, model_name: str, version_name: str, epochs: list[int] | None) -> pa.Table:
+        params = {} if epochs is None else {"epochs": ",".join(str(int(e)) for e in epochs)}
+        response = self._get(version_path(model_name, version_name) + "/traces", params=params)
+        try:
+            return ipc.open_stream(response.content).read_all()
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise RemoteError(f"the server sent unreadable traces for {model_name}/{version_name}: {exc}") from exc
+
+    def save_result(self, model_name: str, version_name: str, result_name: str, result: StoredResult) -> None:
+        raise StoreError(
+            "a server stores the results of the evaluations it runs; use Evaluator.request_evaluation() "
+            "(or a LocalStore to save results computed here)"
+        )
+
+    def load_result(self, model_name: str, version_name: str, result_name: str) -> StoredResult:
+        base = f"{version_path(model_name, version_name)}/results/{quote(result_name, safe='')}"
+        payload = self._get_json(base)
+        tables = {}
+        for name in payload["tables"]:
+            content = self._get(f"{base}/tables/{quote(name, safe='')}", params={"format": "parquet"}).content
+            try:
+                tables[name] = pq.read_table(pa.BufferReader(content)).to_pandas()
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise RemoteError(f"the server sent an unreadable table {name!r} of {result_name!r}: {exc}") from exc
+        return StoredResult(meta=payload["meta"], tables=tables)
+
+    def list_results(self, model_name: str, version_name: str) -> pd.DataFrame:
+        payload = self._get_json(version_path(model_name, version_name) + "/results")
+        return pd.DataFrame(payload["results"], columns=payload["columns"])
+
+    def evaluate(
+        self, model_name: str, version_name: str, request: EvaluationRequest, *, progress: bool = False
+    ) -> StoredResult:
+        """Run the evaluation as a job on the server, poll it, and fetch the stored result."""
+        deadline = time.monotonic() + self.evaluation_timeout
+        body = {
+            "request_id": uuid.uuid4().hex,  # a retried submission finds the same job
+            "result_name": request.result_name,
+            "n_epoch": request.n_epoch,
+            "thresholds": {k: _plain(v) for k, v in request.thresholds.items()},
+        }
+        submit = version_path(model_name, version_name) + "/evaluations"
+        job = with_retries(lambda: self._client.json("POST", submit, json=body), deadline=deadline, backoff=self._backoff)
+        delay = 0.1
+        while job["status"] in ("queued", "running"):
+            if time.monotonic() + delay > deadline:
+                raise RemoteError(
+                    f"evaluation job {job['id']} of {model_name}/{version_name} is still {job['status']} after "
+                    f"{self.evaluation_timeout:g} s (MLD_EVALUATION_TIMEOUT); see Evaluator.list_results() later"
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+            job = self._get_json(f"/jobs/{job['id']}")
+            if progress:
+                logger.info("evaluation job %s: %s", job["id"], job["status"])
+        if job["status"] != "succeeded":
+            raise exception_named(str(job["error_type"]), f"the server's evaluation failed: {job['error_message']}")
+        return self.load_result(model_name, version_name, str(job["result_name"]))
+
+    def close(self) -> None:
+        """Stop uploading (the spool keeps what is not sent) and close the connection."""
+        self._uploader.close()
+        self._client.close()
+
+
+def _describe(parts: list[PartInfo]) -> str:
+    versions = sorted({f"{p.key.model_name}/{p.key.version_name}" for p in parts})
+    epochs = sorted({p.key.epoch for p in parts})
+    return f"{', '.join(versions)} epochs {epochs} ({sum(p.rows for p in parts)} rows)"
+
+
+def _report_at_exit(store_ref: weakref.ref) -> None:
+    store = store_ref()
+    if store is None:
+        return
+    pending = store.pending_uploads()
+    if pending:
+        logger.warning(
+            "ml-debugger: %d uploads to %s were not sent before exit (%s); they are kept in %s: "
+            "run `mldebugger sync` to send them", len(pending), store.endpoint,
+            ", ".join(t.describe() for t in pending[:3]) + (", ..." if len(pending) > 3 else ""), store.spool.root,
+        )
