@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
+from threadpoolctl import threadpool_limits
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +30,18 @@ def reduce_features(features: np.ndarray, n_components: int, random_state: int =
     mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
     std = x.std(axis=0, dtype=np.float64).astype(np.float32)
     std[std == 0] = 1.0
-    x = (x - mean) / std
+    x = x - mean
+    x /= std
     n, d = x.shape
     m = min(n_components, n)
     if d <= m:
         return x
     rng = np.random.default_rng(random_state)
     fit_rows = x if n <= PCA_FIT_ROWS else x[np.sort(rng.choice(n, PCA_FIT_ROWS, replace=False))]
-    pca = PCA(n_components=m, svd_solver="randomized", random_state=random_state).fit(fit_rows)
+    # One BLAS thread: the fit is small, and spinning BLAS threads slow down badly (x5 measured)
+    # when the cores are shared with other work.
+    with threadpool_limits(limits=1, user_api="blas"):
+        pca = PCA(n_components=m, svd_solver="randomized", random_state=random_state).fit(fit_rows)
     return pca.transform(x).astype(np.float32, copy=False)
 
 

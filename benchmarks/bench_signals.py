@@ -1,0 +1,74 @@
+"""Per-unit signals at scale: ``compute_signals`` on 100k units with 512-d features.
+
+    python benchmarks/bench_signals.py [--units 100000] [--dim 512] [--classes 10]
+
+One epoch, 20% "train" / 80% "val". Features are a class mixture living near a 32-d subspace plus
+isotropic noise; probabilities are a softmax of a noisy read-out of the latent class position
+(about 80% accurate). Reports wall time, CPU time and peak resident memory of the process (the
+generated inputs alone take about 1 GiB). Target (issue 3 item 8): well under 45 s and 3 GB on
+2 cores, so that the whole evaluation stays under 60 s and 4 GB. On a machine whose cores are
+busy with other work, the wall time says little; the CPU time is the steadier figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import numpy as np
+import pandas as pd
+
+from ml_debugger.evaluator._data import EvalData
+from ml_debugger.evaluator.analysis.signals import compute_signals
+
+
+def make_data(units: int, dim: int, classes: int, seed: int = 0) -> EvalData:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, units)
+    latent_dim = 32
+    centers = rng.normal(size=(classes, latent_dim)) * 0.5
+    latent = centers[labels] + rng.normal(size=(units, latent_dim))
+    mixing = rng.normal(size=(latent_dim, dim)).astype(np.float32) / np.sqrt(latent_dim)
+    features = latent.astype(np.float32) @ mixing
+    features += 0.3 * rng.standard_normal((units, dim), dtype=np.float32)
+    logits = -0.5 * ((latent[:, None, :] - centers[None]) ** 2).sum(axis=2)
+    logits += rng.normal(scale=1.0, size=logits.shape)
+    proba = np.exp(logits - logits.max(axis=1, keepdims=True))
+    proba /= proba.sum(axis=1, keepdims=True)
+    dataset = np.where(rng.random(units) < 0.2, "train", "val")
+    samples = pd.DataFrame({
+        "input_id": [f"id{i}" for i in range(units)],
+        "input_hash": [f"{i:032x}" for i in range(units)],
+        "dataset": dataset,
+        "epoch": np.zeros(units, dtype=np.int64),
+        "global_step": pd.array(np.zeros(units, dtype=np.int64), dtype="Int64"),
+        "label": labels.astype(np.int64),
+    })
+    return EvalData(samples=samples, probabilities=proba, features=features)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--units", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--classes", type=int, default=10)
+    args = parser.parse_args()
+    data = make_data(args.units, args.dim, args.classes)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    before = usage.ru_maxrss / 2**20
+    cpu_before = usage.ru_utime + usage.ru_stime
+    started = time.perf_counter()
+    signals = compute_signals(data, progress=True)
+    elapsed = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = usage.ru_maxrss / 2**20
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before
+    accuracy = signals.table["correct"].mean()
+    print(f"compute_signals: {args.units} units x {args.dim} features, {args.classes} classes "
+          f"(accuracy {accuracy:.3f}): {elapsed:.1f} s wall, {cpu:.1f} s CPU, "
+          f"peak RSS {peak:.2f} GiB (inputs built: {before:.2f} GiB)")
+
+
+if __name__ == "__main__":
+    main()
