@@ -106,6 +106,14 @@ def test_too_few_errors_fall_back_to_one_minus_confidence(n_errors):
     np.testing.assert_allclose(out, 1 - signals["confidence"])
 
 
+@pytest.mark.parametrize("n", [10, 12, 30])
+def test_tiny_sets_are_scored(n):
+    signals, _ = _random_signals(n, seed=5)
+    error = np.arange(n) < 5
+    out = cross_fitted_error_proba(signals, error, np.arange(n))
+    assert np.isfinite(out).all() and ((out >= 0) & (out <= 1)).all()
+
+
 def test_nan_signals_are_accepted():
     signals, error = _random_signals(1000, seed=4)
     signals["knn_error_rate"] = np.nan  # no features traced
