@@ -55,7 +55,7 @@ class Reviews(torch.utils.data.Dataset):
 
 
 def main(
-    output_dir: str, epochs: int = 2, model_name: str = "tiny-bert-sentiment", version_name: str = "hf-v1",
+    output_dir: str, epochs: int = 3, model_name: str = "tiny-bert-sentiment", version_name: str = "hf-v1",
     eval_strategy: str = "epoch",
 ) -> Trainer:
     torch.manual_seed(0)
@@ -63,10 +63,11 @@ def main(
     config = BertConfig(
         vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=32, num_labels=2,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     )
     args = TrainingArguments(
-        output_dir=output_dir, num_train_epochs=epochs, per_device_train_batch_size=32,
-        per_device_eval_batch_size=64, learning_rate=5e-3, eval_strategy=eval_strategy, eval_steps=10,
+        output_dir=output_dir, num_train_epochs=epochs, per_device_train_batch_size=16,
+        per_device_eval_batch_size=64, learning_rate=3e-3, eval_strategy=eval_strategy, eval_steps=10,
         save_strategy="no", report_to=[], use_cpu=True, logging_strategy="no", disable_tqdm=True,
     )
     trainer = Trainer(
@@ -83,6 +84,6 @@ def main(
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3)
     with tempfile.TemporaryDirectory() as tmp:
         main(tmp, parser.parse_args().epochs)

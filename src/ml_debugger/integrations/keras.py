@@ -167,4 +167,7 @@ class MLDebuggerCallback(keras.callbacks.Callback):
 
     def _global_step(self) -> int | None:
         optimizer = getattr(self.model, "optimizer", None)
-        return None if optimizer is None else int(keras.ops.convert_to_numpy(optimizer.iterations))
+        if optimizer is None:
+            return None
+        value = optimizer.iterations.value  # a backend tensor; .item() avoids keras' numpy-2 copy warning on torch
+        return int(value.item() if hasattr(value, "item") else keras.ops.convert_to_numpy(value))
