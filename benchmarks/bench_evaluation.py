@@ -24,8 +24,8 @@ from ml_debugger.evaluator._data import EvalData
 from ml_debugger.evaluator.analysis import analyze
 
 
-def make_data(units: int, dim: int, classes: int, seed: int = 0) -> EvalData:
-    """Synthetic traces of one epoch, with a planted slice of systematic errors."""
+def make_data(units: int, dim: int, classes: int, seed: int = 0) -> tuple[EvalData, np.ndarray]:
+    """Synthetic traces of one epoch, and the mask of the planted slice of systematic errors."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, classes, units)
     latent_dim = 32
@@ -54,7 +54,7 @@ def make_data(units: int, dim: int, classes: int, seed: int = 0) -> EvalData:
             "label": labels.astype(np.int64),
         }
     )
-    return EvalData(samples=samples, probabilities=proba, features=features)
+    return EvalData(samples=samples, probabilities=proba, features=features), in_slice
 
 
 class _StepTimes(logging.Handler):
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--classes", type=int, default=10)
     args = parser.parse_args()
-    data = make_data(args.units, args.dim, args.classes)
+    data, in_slice = make_data(args.units, args.dim, args.classes)
     steps = _StepTimes()
     analysis_logger = logging.getLogger("ml_debugger.evaluator.analysis")
     analysis_logger.setLevel(logging.DEBUG)
@@ -93,6 +93,17 @@ def main() -> None:
     )
     for line in steps.lines:
         print("  " + line)
+    samples = result.samples
+    for dataset in ("train", "val"):
+        errors = in_slice & ~samples["correct"].to_numpy() & (samples["dataset"] == dataset).to_numpy()
+        clusters = samples.loc[errors, "hotspot_cluster"]
+        if clusters.notna().any():
+            best = clusters.value_counts().idxmax()
+            members = (samples["hotspot_cluster"] == best).fillna(False).to_numpy()
+            print(
+                f"  planted slice in {dataset}: {(clusters == best).fillna(False).mean():.0%} of its "
+                f"{errors.sum()} errors in cluster {best}, which is {in_slice[members].mean():.0%} slice"
+            )
 
 
 if __name__ == "__main__":

@@ -58,6 +58,19 @@ def test_a_planted_slice_of_systematic_errors_is_one_cluster_per_split(seed):
         assert row["error_rate"] >= 0.8
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_in_high_dimension_hubs_neither_split_nor_swell_the_slice(seed):
+    # 64 informative-looking dims: the slice's points are the nearest neighbours of many
+    # outside points (hubs) and some of its own points are nobody's (anti-hubs).
+    planted, table, embedding = _planted_table(
+        seed=seed, n_features=64, nuisance_std=1.0, slice_fraction=0.15, n_train=1000, n_val=3000
+    )
+    hotspot_cluster, _ = find_hotspots(table, embedding, CONFIG)
+    val = (table["dataset"] == "val").to_numpy()
+    recall, purity, _ = _overlap(table[val], hotspot_cluster[val], planted.slice[val])
+    assert recall >= 0.9 and purity >= 0.95
+
+
 def test_two_planted_slices_are_two_clusters_not_one():
     planted, table, embedding = _planted_table(seed=4, n_train=300, n_val=1500)
     # A second, separate slice: a blob of class-2 inputs predicted as class 3.

@@ -65,7 +65,7 @@ def near_error_cluster(table: pd.DataFrame, config: AnalysisConfig) -> np.ndarra
 def suspected_label_error(table: pd.DataFrame, config: AnalysisConfig) -> np.ndarray:
     """Confident learning flags the label and the neighbourhood does not back it.
 
-    A ``label_issue`` unit whose reference neighbours mostly carry its label
+    A ``label_issue`` unit whose nearest neighbours mostly carry its label
     (``knn_label_agreement >= label_error_max_agreement``) looks like its label and is kept out:
     that is a model error, not a labelling one. Without features every label issue is kept.
     """
@@ -75,7 +75,7 @@ def suspected_label_error(table: pd.DataFrame, config: AnalysisConfig) -> np.nda
 
 
 def ambiguous(table: pd.DataFrame, config: AnalysisConfig) -> np.ndarray:
-    """The reference neighbours disagree on the label and the model is uncertain.
+    """The nearest neighbours disagree on the label and the model is uncertain.
 
     ``knn_label_agreement < ambiguous_max_agreement`` and ``entropy >= ambiguous_entropy``.
     Needs features (the neighbourhood); False without them.

@@ -33,9 +33,9 @@ class AnalysisConfig:
             misclassified at or above this rate (``knn_error_rate``) is in a dense error
             neighbourhood; such errors are the cores of the hotspot clusters (0.5).
         label_error_max_agreement: a confident-learning label issue is kept as a suspected label
-            error only when fewer than this share of its reference neighbours carry its label
+            error only when fewer than this share of its nearest neighbours carry its label
             (0.5); without features every label issue is kept.
-        ambiguous_max_agreement: a unit is ambiguous when fewer than this share of its reference
+        ambiguous_max_agreement: a unit is ambiguous when fewer than this share of its nearest
             neighbours carry its label (0.5) ...
         ambiguous_entropy: ... and its predictive entropy is at least this many nats (0.5, about
             an 80/20 split between two classes).

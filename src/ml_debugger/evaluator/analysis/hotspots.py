@@ -10,9 +10,13 @@ epoch count as neighbours, as for the ``knn_error_rate`` signal):
    by the error rate rather than within a radius, so it needs no distance scale and leaves
    sparse, isolated errors out; linking only mutual neighbours keeps a hub (a point that is
    near many others) from chaining unrelated errors together;
-3. every other unit among a core error's ``k`` nearest units joins the cluster of its nearest
-   core error: the cluster's *region*; its correct units make the cluster's error rate;
-4. clusters with fewer than ``max(min_cluster_size, min_cluster_fraction * n_errors)`` errors
+3. a core error without any mutual link (an "anti-hub": close to others, but the nearest of
+   none, common in high dimension) joins the cluster of its nearest linked neighbour when it
+   is as dense as that cluster (its ``k``-th neighbour no farther than the largest such
+   distance among the cluster's linked core errors);
+4. every other unit among a clustered core error's ``k`` nearest units joins the cluster of its
+   nearest such core error: the cluster's *region*; its correct units make its error rate;
+5. clusters with fewer than ``max(min_cluster_size, min_cluster_fraction * n_errors)`` errors
    are dropped (``n_errors``: all errors of that dataset and epoch).
 """
 
@@ -119,12 +123,24 @@ def _cluster_group(
         (np.ones(int(linked.sum())), (src[linked], dst[linked])), shape=(len(core), len(core))
     ).tocsr()
     _, component = connected_components(graph.multiply(graph.T), directed=False)
-    labels[core] = component
-    # Units in a core error's neighbourhood join its cluster (the nearest core error's).
-    order = np.argsort(core_distances.ravel(), kind="stable")
+    linked_core = np.bincount(component)[component] >= 2
+    labels[core[linked_core]] = component[linked_core]
+    # A core error without a mutual link (an "anti-hub", near others but nearest to none)
+    # joins the cluster of its nearest linked neighbour if it is as dense as that cluster:
+    # its k-th neighbour is no farther than the k-th neighbour of some linked core in it.
+    lone = np.flatnonzero(~linked_core)
+    neighbor_labels = labels[core_neighbors[lone]]
+    nearest = neighbor_labels[np.arange(len(lone)), (neighbor_labels >= 0).argmax(axis=1)]
+    radius = np.zeros(int(component.max()) + 1)
+    np.maximum.at(radius, component[linked_core], core_distances[linked_core, -1])
+    joins = (nearest >= 0) & (core_distances[lone, -1] <= radius[np.maximum(nearest, 0)])
+    labels[core[lone[joins]]] = nearest[joins]
+    # Other units in a clustered core error's neighbourhood join its cluster (the nearest one's).
+    owners = np.repeat(labels[core], k)
+    order = np.argsort(np.where(owners >= 0, core_distances.ravel(), np.inf), kind="stable")
     members, first = np.unique(core_neighbors.ravel()[order], return_index=True)
-    owners = np.repeat(component, k)[order][first]
-    border = labels[members] < 0
+    owners = owners[order][first]
+    border = (labels[members] < 0) & (owners >= 0)
     labels[members[border]] = owners[border]
     # Drop the clusters with too few errors.
     n_errors = np.bincount(labels[(labels >= 0) & ~correct], minlength=int(component.max()) + 1)

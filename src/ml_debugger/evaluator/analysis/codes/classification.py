@@ -98,8 +98,8 @@ class SuspectedLabelError(ErrorCode):
     category = "aleatoric_hotspot"
     description = (
         "Confident learning (per-class thresholds) flags the given label, and fewer than "
-        "label_error_max_agreement of the nearest reference samples share it: the label is "
-        "probably wrong; suggested_label holds the likely one."
+        "label_error_max_agreement of its nearest neighbours in feature space (same dataset "
+        "and epoch) share it: the label is probably wrong; suggested_label holds the likely one."
     )
     recommended_action = (
         "Re-annotate these inputs, lowest label_quality first, with suggested_label as the "
@@ -118,9 +118,9 @@ class AmbiguousInput(ErrorCode):
     name = "ambiguous_input"
     category = "aleatoric_hotspot"
     description = (
-        "The nearest reference samples disagree on the label (fewer than "
-        "ambiguous_max_agreement share it) and the prediction is uncertain (entropy of at least "
-        "ambiguous_entropy nats): the input alone may not determine its class."
+        "Its nearest neighbours in feature space (same dataset and epoch) disagree on the label "
+        "(fewer than ambiguous_max_agreement share it) and the prediction is uncertain (entropy "
+        "of at least ambiguous_entropy nats): the input alone may not determine its class."
     )
     recommended_action = (
         "Look at a few of these inputs next to their neighbours. If a person cannot decide "
@@ -161,8 +161,8 @@ class ErrorClusterMember(ErrorCode):
     category = "hotspot"
     description = (
         "The input lies in a hotspot cluster (a dense cluster of errors in feature space) or "
-        "where at least cluster_error_rate of its nearest reference samples are misclassified: "
-        "a systematic weakness of the model. Correct units here are fragile."
+        "where at least cluster_error_rate of its nearest neighbours (same dataset and epoch) "
+        "are misclassified: a systematic weakness of the model. Correct units here are fragile."
     )
     recommended_action = (
         "Open its cluster (hotspot_cluster, get_hotspots) and inspect the representative "
