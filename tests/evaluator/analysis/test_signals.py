@@ -112,3 +112,21 @@ def test_several_epochs_fill_the_dynamics():
 def test_progress_bar(capsys):
     compute_signals(_traces(n_inputs=100), progress=True)
     assert "signals" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n_units", [0, 1, 3])
+def test_degenerate_sizes(n_units):
+    samples = pd.DataFrame({
+        "input_id": pd.Series([f"in{i}" for i in range(n_units)], dtype=object),
+        "input_hash": pd.Series(["h"] * n_units, dtype=object),
+        "dataset": pd.Series(["val"] * n_units, dtype=object),
+        "epoch": np.zeros(n_units, dtype=np.int64),
+        "global_step": pd.array([0] * n_units, dtype="Int64"),
+        "label": np.zeros(n_units, dtype=np.int64),
+    })
+    proba = np.tile([0.7, 0.3], (n_units, 1))
+    features = np.random.default_rng(0).normal(size=(n_units, 100)).astype(np.float32)
+    table = compute_signals(EvalData(samples, proba, features)).table
+    assert list(table.columns) == CONTRACT_COLUMNS and len(table) == n_units
+    assert table["flips"].dtype == np.float64
+    np.testing.assert_allclose(table["error_proba"], 0.3)  # too few errors: 1 - confidence

@@ -23,25 +23,26 @@ MAX_POOL = 20_000
 def reduce_features(features: np.ndarray, n_components: int, random_state: int = 0) -> np.ndarray:
     """Standardise each feature, then project on the top ``n_components`` principal axes.
 
-    The projection only happens when there are more features than ``n_components``; the axes
-    are fitted with randomized SVD on at most ``PCA_FIT_ROWS`` units. Returns float32 ``(n, m)``.
+    The projection only happens when there are more features and more units than
+    ``n_components``; the axes are fitted with randomized SVD on at most ``PCA_FIT_ROWS`` units. Returns float32 ``(n, m)``.
     """
     x = np.asarray(features, dtype=np.float32)
+    if len(x) == 0:
+        return x
     mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
     std = x.std(axis=0, dtype=np.float64).astype(np.float32)
     std[std == 0] = 1.0
     x = x - mean
     x /= std
     n, d = x.shape
-    m = min(n_components, n)
-    if d <= m:
+    if d <= n_components or n <= n_components:
         return x
     rng = np.random.default_rng(random_state)
     fit_rows = x if n <= PCA_FIT_ROWS else x[np.sort(rng.choice(n, PCA_FIT_ROWS, replace=False))]
     # One BLAS thread: the fit is small, and spinning BLAS threads slow down badly (x5 measured)
     # when the cores are shared with other work.
     with threadpool_limits(limits=1, user_api="blas"):
-        pca = PCA(n_components=m, svd_solver="randomized", random_state=random_state).fit(fit_rows)
+        pca = PCA(n_components, svd_solver="randomized", random_state=random_state).fit(fit_rows)
     return pca.transform(x).astype(np.float32, copy=False)
 
 

@@ -113,6 +113,8 @@ def compute_signals(
             found = find_label_issues(data.labels[rows], data.probabilities[rows])
             issues.append(found.set_index(samples.index[rows]))
             bar.update()
+        if not issues:  # no units at all
+            issues.append(find_label_issues(data.labels, data.probabilities))
         table = table.join(pd.concat(issues))
 
         bar.set_postfix_str("error model")
