@@ -80,7 +80,7 @@ def compute_signals(
         k_neighbors: neighbours per unit for the feature-space signals.
         n_components: dimensions kept by PCA before the neighbour search.
         n_folds: folds of the cross-fitted ``error_proba``.
-        random_state: seed of the PCA and the folds.
+        random_state: seed of the PCA, the neighbour pools and the folds.
         progress: show a progress bar.
     """
     samples = data.samples
