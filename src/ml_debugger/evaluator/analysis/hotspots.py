@@ -111,41 +111,65 @@ def _cluster_group(
     k = min(config.k_neighbors, len(x) - 1)
     if k < 1 or len(core) < 2:
         return labels
-    core_distances, core_neighbors = _neighbors_of(x, core, k)
-    # Link core errors that are each among the other's neighbours (mutual neighbours, so that a
-    # hub, a point near many others, does not chain unrelated errors); components are clusters.
-    node = np.full(len(x), -1, dtype=np.int64)
-    node[core] = np.arange(len(core))
-    src = np.repeat(np.arange(len(core)), k)
-    dst = node[core_neighbors.ravel()]
-    linked = dst >= 0
-    graph = coo_matrix(
-        (np.ones(int(linked.sum())), (src[linked], dst[linked])), shape=(len(core), len(core))
-    ).tocsr()
-    _, component = connected_components(graph.multiply(graph.T), directed=False)
-    linked_core = np.bincount(component)[component] >= 2
-    labels[core[linked_core]] = component[linked_core]
-    # A core error without a mutual link (an "anti-hub", near others but nearest to none)
-    # joins the cluster of its nearest linked neighbour if it is as dense as that cluster:
-    # its k-th neighbour is no farther than the k-th neighbour of some linked core in it.
-    lone = np.flatnonzero(~linked_core)
-    neighbor_labels = labels[core_neighbors[lone]]
-    nearest = neighbor_labels[np.arange(len(lone)), (neighbor_labels >= 0).argmax(axis=1)]
-    radius = np.zeros(int(component.max()) + 1)
-    np.maximum.at(radius, component[linked_core], core_distances[linked_core, -1])
-    joins = (nearest >= 0) & (core_distances[lone, -1] <= radius[np.maximum(nearest, 0)])
-    labels[core[lone[joins]]] = nearest[joins]
-    # Other units in a clustered core error's neighbourhood join its cluster (the nearest one's).
-    owners = np.repeat(labels[core], k)
-    order = np.argsort(np.where(owners >= 0, core_distances.ravel(), np.inf), kind="stable")
-    members, first = np.unique(core_neighbors.ravel()[order], return_index=True)
-    owners = owners[order][first]
-    border = (labels[members] < 0) & (owners >= 0)
-    labels[members[border]] = owners[border]
-    # Drop the clusters with too few errors.
+    distances, neighbors = _neighbors_of(x, core, k)
+    component, linked = _mutual_components(core, neighbors, len(x))
+    labels[core[linked]] = component[linked]
+    _attach_anti_hubs(labels, core, distances, neighbors, component, linked)
+    _add_regions(labels, core, distances, neighbors)
     n_errors = np.bincount(labels[(labels >= 0) & ~correct], minlength=int(component.max()) + 1)
     labels[(labels >= 0) & (n_errors[np.maximum(labels, 0)] < min_errors)] = -1
     return labels
+
+
+def _mutual_components(
+    core: np.ndarray, neighbors: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Connected component of each core error in the graph linking mutual neighbours, and
+    whether it has a link at all (mutual links keep a hub, a point near many others, from
+    chaining unrelated errors together)."""
+    node = np.full(n, -1, dtype=np.int64)
+    node[core] = np.arange(len(core))
+    src = np.repeat(np.arange(len(core)), neighbors.shape[1])
+    dst = node[neighbors.ravel()]
+    keep = dst >= 0
+    graph = coo_matrix(
+        (np.ones(int(keep.sum())), (src[keep], dst[keep])), shape=(len(core), len(core))
+    ).tocsr()
+    _, component = connected_components(graph.multiply(graph.T), directed=False)
+    return component, np.bincount(component)[component] >= 2
+
+
+def _attach_anti_hubs(
+    labels: np.ndarray,
+    core: np.ndarray,
+    distances: np.ndarray,
+    neighbors: np.ndarray,
+    component: np.ndarray,
+    linked: np.ndarray,
+) -> None:
+    """A core error without a mutual link (an anti-hub: near others, nearest to none) joins
+    the cluster of its nearest linked neighbour if it is as dense as that cluster: its k-th
+    neighbour is no farther than the k-th neighbour of some linked core error of the cluster."""
+    lone = np.flatnonzero(~linked)
+    neighbor_labels = labels[neighbors[lone]]
+    nearest = neighbor_labels[np.arange(len(lone)), (neighbor_labels >= 0).argmax(axis=1)]
+    radius = np.zeros(int(component.max()) + 1)
+    np.maximum.at(radius, component[linked], distances[linked, -1])
+    joins = (nearest >= 0) & (distances[lone, -1] <= radius[np.maximum(nearest, 0)])
+    labels[core[lone[joins]]] = nearest[joins]
+
+
+def _add_regions(
+    labels: np.ndarray, core: np.ndarray, distances: np.ndarray, neighbors: np.ndarray
+) -> None:
+    """Every unclustered unit among a clustered core error's neighbours joins the cluster of the
+    nearest such core error."""
+    owners = np.repeat(labels[core], neighbors.shape[1])
+    order = np.argsort(np.where(owners >= 0, distances.ravel(), np.inf), kind="stable")
+    members, first = np.unique(neighbors.ravel()[order], return_index=True)
+    owners = owners[order][first]
+    free = (labels[members] < 0) & (owners >= 0)
+    labels[members[free]] = owners[free]
 
 
 def _neighbors_of(x: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
