@@ -187,3 +187,38 @@ def test_catalog_lists_every_registered_code(one_epoch):
 def test_importing_the_analysis_does_not_import_torch():
     code = "import sys, ml_debugger.evaluator.analysis; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _tiny(n: int, datasets: list[str], n_classes: int, features: bool, epochs=(0,), seed=0) -> EvalData:
+    rng = np.random.default_rng(seed)
+    samples = pd.DataFrame(
+        [
+            (f"i{i}", f"h{i}", datasets[i % len(datasets)], epoch, epoch, int(rng.integers(0, n_classes)))
+            for epoch in epochs
+            for i in range(n)
+        ],
+        columns=list(SAMPLE_COLUMNS),
+    ).astype({"epoch": np.int64, "global_step": "Int64", "label": np.int64})
+    proba = rng.dirichlet(np.ones(n_classes), len(samples))
+    feats = rng.normal(size=(len(samples), 4)).astype(np.float32) if features else None
+    return EvalData(samples, proba, feats)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _tiny(1, ["val"], 3, True),
+        _tiny(30, ["val"], 2, True),
+        _tiny(41, ["train"] * 40 + ["val"], 2, True),
+        _tiny(30, ["train", "val"], 2, True, epochs=(0, 1)),
+        _tiny(20, ["val", "test"], 3, False),
+    ],
+    ids=["one unit", "no train split", "one val unit", "two epochs", "no features"],
+)
+def test_tiny_and_odd_inputs_still_partition(data):
+    result = analyze(data)
+    assert len(result.samples) == len(data.samples)
+    assert result.samples["category"].isin(CATEGORIES).all()
+    np.testing.assert_allclose(result.categories[list(RATIO_COLUMNS)].sum(axis=1), 1.0)
+    groups = data.samples.groupby(["dataset", "epoch"]).ngroups
+    assert len(result.metrics) == len(result.categories) == groups
