@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, IterableDataset, SequentialSampler
 
@@ -40,7 +41,7 @@ def flat_loaders(iterables: Any) -> tuple[list[Any], list[str] | None]:
     return [iterables], None
 
 
-def index_batches(loader: Any) -> list[list[int]] | None:
+def index_batches(loader: Any) -> list[np.ndarray] | None:
     """The dataset indices of every batch ``loader`` yields, when its order is fixed: a sequential
     sampler, or a non-shuffling DistributedSampler (whose padding repeats real indices)."""
     if not isinstance(loader, DataLoader) or isinstance(loader.dataset, IterableDataset):
@@ -49,7 +50,7 @@ def index_batches(loader: Any) -> list[list[int]] | None:
     fixed = isinstance(sampler, SequentialSampler) or (type(sampler) is DistributedSampler and not sampler.shuffle)
     if not fixed or loader.batch_sampler is None:
         return None
-    return [list(batch) for batch in loader.batch_sampler]
+    return [np.asarray(batch, dtype=np.int64) for batch in loader.batch_sampler]
 
 
 def _is_stream(loader: Any) -> bool:
@@ -113,7 +114,7 @@ class MLDebuggerCallback(pl.Callback):
         self._capture: ForwardCapture | None = None
         self._train_capture: ForwardCapture | None = None
         self._active = False
-        self._plans: list[list[list[int]] | None] = []
+        self._plans: list[list[np.ndarray] | None] = []
         self._positions: list[int | None] = []
         self._loader_names: list[str] | None = None
 
@@ -206,7 +207,7 @@ class MLDebuggerCallback(pl.Callback):
             score_type=self.score_type,
         )
 
-    def _default_ids(self, dataloader_idx: int, batch_idx: int, size: int) -> list[int] | None:
+    def _default_ids(self, dataloader_idx: int, batch_idx: int, size: int) -> np.ndarray | None:
         plan = self._plans[dataloader_idx]
         if plan is not None:
             if batch_idx >= len(plan) or len(plan[batch_idx]) != size:
@@ -219,7 +220,7 @@ class MLDebuggerCallback(pl.Callback):
         if start is None:
             return None
         self._positions[dataloader_idx] = start + size
-        return list(range(start, start + size))
+        return np.arange(start, start + size)
 
     def _trace_train(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         loader = flat_loaders(trainer.train_dataloader)[0][0]
@@ -244,7 +245,7 @@ class MLDebuggerCallback(pl.Callback):
                         pl_module(**inputs)
                     else:
                         pl_module(inputs)
-                    self._record(capture, batch, tag, lambda n, idx=idx: idx)
+                    self._record(capture, batch, tag, lambda n, idx=idx: np.asarray(idx))
         finally:
             capture.detach()
             pl_module.train(was_training)
