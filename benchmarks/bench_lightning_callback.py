@@ -74,12 +74,16 @@ HOOKS = ("on_validation_epoch_start", "on_validation_batch_start", "on_validatio
 def time_hooks(callback: pl.Callback) -> list[float]:
     """Wrap the callback's validation hooks; returns the list their seconds are added to."""
     spent = [0.0]
-    for name in HOOKS:
-        def timed(*args, _method=getattr(callback, name), **kwargs) -> None:
+
+    def timed(method):
+        def call(*args, **kwargs) -> None:
             started = time.perf_counter()
-            _method(*args, **kwargs)
+            method(*args, **kwargs)
             spent[0] += time.perf_counter() - started
-        setattr(callback, name, timed)
+        return call
+
+    for name in HOOKS:
+        setattr(callback, name, timed(getattr(callback, name)))
     return spent
 
 

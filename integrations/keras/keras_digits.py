@@ -16,11 +16,11 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import keras  # noqa: E402  (the backend is chosen before the first import)
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
+import keras
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
-from ml_debugger.integrations.keras import MLDebuggerCallback  # noqa: E402
+from ml_debugger.integrations.keras import MLDebuggerCallback
 
 
 def build_model() -> keras.Model:

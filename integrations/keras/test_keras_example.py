@@ -10,9 +10,9 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "torch")
 pytest.importorskip("keras")
 
-from conftest import load_script  # noqa: E402
+from conftest import load_script
 
-from ml_debugger.evaluator import Evaluator  # noqa: E402
+from ml_debugger.evaluator import Evaluator
 
 N_VAL = 450  # a quarter of scikit-learn's 1,797 digits
 

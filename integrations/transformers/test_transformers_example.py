@@ -8,9 +8,9 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from conftest import load_script  # noqa: E402
+from conftest import load_script
 
-from ml_debugger.evaluator import Evaluator  # noqa: E402
+from ml_debugger.evaluator import Evaluator
 
 N_VAL = 150
 

@@ -18,7 +18,12 @@ from pathlib import Path
 
 import torch
 from transformers import (
-    BertConfig, BertForSequenceClassification, BertTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments,
+    BertConfig,
+    BertForSequenceClassification,
+    BertTokenizer,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
 )
 
 from ml_debugger.integrations.transformers import MLDebuggerCallback

@@ -11,7 +11,14 @@ import pytest
 
 from ml_debugger.exceptions import ConfigurationError, StoreError, TraceValidationError
 from ml_debugger.integrations._common import (
-    RowTag, TracingGuard, check_every_n, dataset_type_for, is_due, open_session, record_rows, split_batch,
+    RowTag,
+    TracingGuard,
+    check_every_n,
+    dataset_type_for,
+    is_due,
+    open_session,
+    record_rows,
+    split_batch,
 )
 from ml_debugger.store import LocalStore
 
@@ -27,10 +34,14 @@ def test_importing_integrations_imports_no_framework() -> None:
 
 def test_guard_warns_once_and_keeps_going(caplog: pytest.LogCaptureFixture) -> None:
     guard = TracingGuard("test")
-    with pytest.warns(RuntimeWarning, match=r"ml-debugger \(test\): writing failed: StoreError: disk gone") as record:
+
+    def fail_three_times() -> None:
         for _ in range(3):
             with guard("writing"):
                 raise StoreError("disk gone")
+
+    with pytest.warns(RuntimeWarning, match=r"ml-debugger \(test\): writing failed: StoreError: disk gone") as record:
+        fail_three_times()
     assert len(record) == 1
     assert guard.failures == 3
     assert any(r.exc_info for r in caplog.records), "the first failure is logged with its traceback"
@@ -88,11 +99,11 @@ def test_split_batch_says_what_it_got() -> None:
 
 def test_open_session_needs_names(store: LocalStore) -> None:
     with pytest.raises(ConfigurationError, match="model_name and version_name"):
-        open_session(None, "m", None, store=store, strict=False)
+        open_session("m", None, store=store, strict=False)
 
 
 def test_record_rows_hashes_inputs(store: LocalStore) -> None:
-    session = open_session(None, "m", "v1", store=store, strict=False)
+    session = open_session("m", "v1", store=store, strict=False)
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     record_rows(session, RowTag("val", 2, 5), scores=np.eye(3), labels=np.arange(3), inputs=[x], ids=np.array([4, 5, 6]))
     session.wait_for_save()

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
+from torch import nn
 
-from ml_debugger.exceptions import ConfigurationError  # noqa: E402
-from ml_debugger.training._hooks import ForwardCapture  # noqa: E402
+from ml_debugger.exceptions import ConfigurationError
+from ml_debugger.training._hooks import ForwardCapture
 
 
 class Wrapper(nn.Module):

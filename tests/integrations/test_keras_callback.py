@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import warnings
@@ -14,9 +15,9 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
-from ml_debugger.exceptions import ConfigurationError, WriterError  # noqa: E402
-from ml_debugger.integrations.keras import MLDebuggerCallback, iter_batches  # noqa: E402
-from ml_debugger.store import LocalStore  # noqa: E402
+from ml_debugger.exceptions import ConfigurationError, WriterError
+from ml_debugger.integrations.keras import MLDebuggerCallback, iter_batches
+from ml_debugger.store import LocalStore
 
 N_VAL = 45
 
@@ -52,7 +53,7 @@ class Digits(keras.utils.PyDataset):
         self.x, self.y, self.batch_size = x, y, batch_size
 
     def __len__(self) -> int:
-        return -(-len(self.y) // self.batch_size)
+        return math.ceil(len(self.y) / self.batch_size)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         part = slice(i * self.batch_size, (i + 1) * self.batch_size)
@@ -98,7 +99,19 @@ def test_every_n_epochs_and_training_split(store: LocalStore) -> None:
     assert counts == {("train", 0): 32, ("train", 1): 32, ("val", 1): N_VAL}
 
 
+def test_fit_twice_with_one_callback(store: LocalStore) -> None:
+    callback = MLDebuggerCallback("m", "v1", validation_data=data(N_VAL), store=store)
+    net = fit(callback)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fit(callback, net=net, epochs=2)
+    assert rows(store).groupby("epoch").size().to_dict() == {0: 2 * N_VAL, 1: N_VAL}
+    assert rows(store)["run_id"].nunique() == 2
+
+
 def test_arguments_are_checked() -> None:
+    with pytest.raises(ConfigurationError, match="model_name"):
+        MLDebuggerCallback(validation_data=data(4))
     with pytest.raises(ConfigurationError, match="validation_data is required"):
         MLDebuggerCallback("m", "v1")
     with pytest.raises(ConfigurationError, match="needs train_data"):

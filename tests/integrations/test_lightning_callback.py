@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 
 pl = pytest.importorskip("lightning.pytorch")
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, Dataset, TensorDataset  # noqa: E402
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from ml_debugger.core import TraceSession  # noqa: E402
-from ml_debugger.exceptions import ConfigurationError, WriterError  # noqa: E402
-from ml_debugger.integrations.lightning import MLDebuggerCallback  # noqa: E402
-from ml_debugger.store import LocalStore  # noqa: E402
+from ml_debugger.core import TraceSession
+from ml_debugger.exceptions import ConfigurationError, WriterError
+from ml_debugger.integrations.lightning import MLDebuggerCallback
+from ml_debugger.store import LocalStore
 
 N_VAL = 37
 

@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("lightning.pytorch")
 
-from ml_debugger.evaluator import Evaluator  # noqa: E402
-from ml_debugger.store import LocalStore  # noqa: E402
+from ml_debugger.evaluator import Evaluator
+from ml_debugger.store import LocalStore
 
 SCRIPT = Path(__file__).with_name("lightning_ddp_script.py")
 VAL_SIZE = 101
@@ -24,7 +24,7 @@ def test_ddp_two_processes_trace_each_sample_once(mld_home: Path, tmp_path: Path
     env = {**os.environ, "MLD_HOME": str(mld_home), "PYTHONUNBUFFERED": "1"}
     env.pop("LOCAL_RANK", None)
     run = subprocess.run(
-        [sys.executable, str(SCRIPT), "2"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, str(SCRIPT), "2"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "ml-debugger (lightning)" not in run.stderr, "no tracing failure was reported"

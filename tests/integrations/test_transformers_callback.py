@@ -14,11 +14,15 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 transformers = pytest.importorskip("transformers")
-import torch  # noqa: E402
+import torch
 
-from ml_debugger.exceptions import WriterError  # noqa: E402
-from ml_debugger.integrations.transformers import MLDebuggerCallback, dataset_type_of, epoch_index  # noqa: E402
-from ml_debugger.store import LocalStore  # noqa: E402
+from ml_debugger.exceptions import WriterError
+from ml_debugger.integrations.transformers import (
+    MLDebuggerCallback,
+    dataset_type_of,
+    epoch_index,
+)
+from ml_debugger.store import LocalStore
 
 N_TRAIN, N_VAL, SEQ = 48, 27, 6
 
@@ -57,14 +61,13 @@ def collate(items: list[dict]) -> dict:
 
 
 def trainer_with(callback, tmp_path: Path, *, eval_dataset=None, train_dataset=None, **arguments) -> transformers.Trainer:
-    options = dict(
-        output_dir=str(tmp_path / "out"), num_train_epochs=2, per_device_train_batch_size=16,
-        per_device_eval_batch_size=10, eval_strategy="epoch", save_strategy="no", report_to=[], use_cpu=True,
-        logging_strategy="no", disable_tqdm=True,
-    )
-    options.update(arguments)
+    defaults = {
+        "output_dir": str(tmp_path / "out"), "num_train_epochs": 2, "per_device_train_batch_size": 16,
+        "per_device_eval_batch_size": 10, "eval_strategy": "epoch", "save_strategy": "no", "report_to": [],
+        "use_cpu": True, "logging_strategy": "no", "disable_tqdm": True,
+    }
     return transformers.Trainer(
-        model=tiny_bert(), args=transformers.TrainingArguments(**options),
+        model=tiny_bert(), args=transformers.TrainingArguments(**{**defaults, **arguments}),
         train_dataset=train_dataset if train_dataset is not None else Tokens(N_TRAIN, 1),
         eval_dataset=eval_dataset if eval_dataset is not None else Tokens(N_VAL, 2),
         data_collator=collate, callbacks=[callback],

@@ -43,7 +43,7 @@ class TracingGuard:
         """Run the ``with`` body; on failure re-raise if strict, else report and continue."""
         try:
             yield
-        except Exception as exc:  # noqa: BLE001 - framework boundary, see the class docstring
+        except Exception as exc:
             if self.strict:
                 raise
             self._report(action, exc)
@@ -51,14 +51,14 @@ class TracingGuard:
     def _report(self, action: str, exc: Exception) -> None:
         self.failures += 1
         if self.failures > 1:
-            logger.debug("ml-debugger (%s): %s failed again", self.integration, action, exc_info=True)
+            logger.debug("ml-debugger (%s): %s failed again", self.integration, action, exc_info=exc)
             return
         message = (
             f"ml-debugger ({self.integration}): {action} failed: {type(exc).__name__}: {exc}. "
             "Training continues; traces may be missing from here on (pass strict=True to raise instead). "
             "Further failures are logged at debug level."
         )
-        logger.warning(message, exc_info=True)
+        logger.warning(message, exc_info=exc)
         warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
@@ -78,7 +78,6 @@ def check_every_n(value: int | None, field: str) -> int | None:
 
 
 def open_session(
-    session: TraceSession | None,
     model_name: str | None,
     version_name: str | None,
     *,
@@ -86,9 +85,7 @@ def open_session(
     strict: bool,
     rank: int | None = None,
 ) -> TraceSession:
-    """The given session, or a new classification session of ``model_name``/``version_name``."""
-    if session is not None:
-        return session
+    """A new classification session of ``model_name``/``version_name``."""
     if model_name is None or version_name is None:
         raise ConfigurationError(
             "pass model_name and version_name (or session=TraceSession(...)); "

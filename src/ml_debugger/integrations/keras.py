@@ -16,7 +16,14 @@ import numpy as np
 
 from ml_debugger.core import TraceSession
 from ml_debugger.exceptions import ConfigurationError, TraceValidationError
-from ml_debugger.integrations._common import RowTag, TracingGuard, check_every_n, is_due, open_session, record_rows
+from ml_debugger.integrations._common import (
+    RowTag,
+    TracingGuard,
+    check_every_n,
+    is_due,
+    open_session,
+    record_rows,
+)
 from ml_debugger.names import validate_name
 from ml_debugger.store import TraceStore
 
@@ -34,7 +41,7 @@ def iter_batches(data: Any, batch_size: int) -> Iterator[Batch]:
         ids = np.asarray(data[2]) if len(data) == 3 else np.arange(len(y))
         for start in range(0, len(y), batch_size):
             part = slice(start, start + batch_size)
-            yield keras.tree.map_structure(lambda a: a[part], x), y[part], ids[part]
+            yield keras.tree.map_structure(lambda a, part=part: a[part], x), y[part], ids[part]
         return
     if isinstance(data, keras.utils.PyDataset):
         batches = (data[i] for i in range(data.num_batches))
@@ -111,8 +118,11 @@ class MLDebuggerCallback(keras.callbacks.Callback):
             raise ConfigurationError("validation_data is required: (x, y), (x, y, ids), a PyDataset or a tf.data dataset")
         if trace_train_every_n_epochs and train_data is None:
             raise ConfigurationError("trace_train_every_n_epochs needs train_data")
-        self._session = open_session(session, model_name, version_name, store=store, strict=strict)
-        self._owns_session = session is None
+        if session is None:
+            validate_name(model_name, "model_name")
+            validate_name(version_name, "version_name")
+        self._names, self._store = (model_name, version_name), store
+        self._session, self._owns_session = session, session is None
         self._guard = TracingGuard("keras", strict=strict)
         self.splits = {validate_name(dataset_type, "dataset_type"): (validation_data, check_every_n(every_n_epochs, "every_n_epochs"))}
         if train_data is not None:
@@ -121,9 +131,14 @@ class MLDebuggerCallback(keras.callbacks.Callback):
         self.score_type, self.batch_size = score_type, batch_size
         self._probe: keras.Model | None = None
 
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self._session is None:
+            with self._guard("starting the trace session"):
+                self._session = open_session(*self._names, store=self._store, strict=self._guard.strict)
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         due = [(name, data) for name, (data, every) in self.splits.items() if is_due(epoch, every)]
-        if not due:
+        if self._session is None or not due:
             return
         with self._guard(f"tracing epoch {epoch}"):
             step = self._global_step()
@@ -132,9 +147,10 @@ class MLDebuggerCallback(keras.callbacks.Callback):
             self._session.wait_for_save()
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        if self._owns_session:
+        if self._owns_session and self._session is not None:
             with self._guard("closing the trace session"):
                 self._session.close()
+            self._session = None
 
     def _trace(self, data: Any, tag: RowTag) -> None:
         probe = self._probe_model()

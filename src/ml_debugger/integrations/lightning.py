@@ -15,12 +15,25 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, IterableDataset, SequentialSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    DistributedSampler,
+    IterableDataset,
+    SequentialSampler,
+)
 
 from ml_debugger.core import TraceSession
 from ml_debugger.exceptions import TraceValidationError
 from ml_debugger.integrations._common import (
-    RowTag, TracingGuard, check_every_n, dataset_type_for, is_due, open_session, record_rows, split_batch,
+    RowTag,
+    TracingGuard,
+    check_every_n,
+    dataset_type_for,
+    is_due,
+    open_session,
+    record_rows,
+    split_batch,
 )
 from ml_debugger.names import validate_name
 from ml_debugger.store import TraceStore
@@ -107,7 +120,7 @@ class MLDebuggerCallback(pl.Callback):
         self._guard = TracingGuard("lightning", strict=strict)
         self.dataset_names = None if dataset_names is None else [validate_name(n, "dataset_names") for n in dataset_names]
         self.batch_to_trace = batch_to_trace or split_batch
-        self._capture_options = dict(logits_module=logits_module, feature_layer=feature_layer, record_features=record_features)
+        self._capture_options = {"logits_module": logits_module, "feature_layer": feature_layer, "record_features": record_features}
         self.score_type = score_type
         self.every_n_epochs = check_every_n(every_n_epochs, "every_n_epochs")
         self.trace_train_every_n_epochs = check_every_n(trace_train_every_n_epochs, "trace_train_every_n_epochs")
@@ -122,7 +135,7 @@ class MLDebuggerCallback(pl.Callback):
         with self._guard("starting the trace session"):
             if self._session is None:
                 self._session = open_session(
-                    None, *self._names, store=self._store, strict=self._guard.strict, rank=trainer.global_rank
+                    *self._names, store=self._store, strict=self._guard.strict, rank=trainer.global_rank
                 )
             if self._capture is None or self._capture.model is not pl_module:
                 self._capture = ForwardCapture(pl_module, **self._capture_options)

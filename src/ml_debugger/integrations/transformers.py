@@ -17,11 +17,24 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler
-from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import (
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
 
 from ml_debugger.core import TraceSession, hash_samples
 from ml_debugger.exceptions import TraceValidationError
-from ml_debugger.integrations._common import RowTag, TracingGuard, check_every_n, is_due, open_session, record_rows
+from ml_debugger.integrations._common import (
+    RowTag,
+    TracingGuard,
+    check_every_n,
+    is_due,
+    open_session,
+    record_rows,
+)
 from ml_debugger.names import validate_name
 from ml_debugger.store import TraceStore
 from ml_debugger.training._hooks import ForwardCapture
@@ -62,12 +75,15 @@ def find_trainer() -> Trainer | None:
     the one place that reaches for it: the caller's frames (Trainer methods call the callback
     handler with ``self``). Checked with transformers 5.x; None if not found."""
     frame = inspect.currentframe()
-    while frame is not None:
-        candidate = frame.f_locals.get("self")
-        if isinstance(candidate, Trainer):
-            return candidate
-        frame = frame.f_back
-    return None
+    try:
+        while frame is not None:
+            candidate = frame.f_locals.get("self")
+            if isinstance(candidate, Trainer):
+                return candidate
+            frame = frame.f_back
+        return None
+    finally:
+        del frame  # frames reference their locals: do not keep a cycle alive
 
 
 @dataclass
@@ -96,7 +112,9 @@ class MLDebuggerCallback(TrainerCallback):
 
     Epochs are ``ceil(state.epoch) - 1`` (0-based, see :func:`epoch_index`); steps are
     ``state.global_step``. Add the callback in ``Trainer(callbacks=[...])`` so its hooks are in
-    place before the first evaluation. Multi-process evaluation records input hashes as ids.
+    place before the first evaluation. An evaluation's rows are held in memory until
+    ``on_evaluate`` (only then is it known not to be a ``Trainer.predict``). Multi-process
+    evaluation records input hashes as ids.
     """
 
     def __init__(
@@ -121,7 +139,7 @@ class MLDebuggerCallback(TrainerCallback):
         self._session = session
         self._guard = TracingGuard("transformers", strict=strict)
         self.id_column, self.score_type = id_column, score_type
-        self._capture_options = dict(logits_module="", feature_layer=feature_layer, record_features=record_features)
+        self._capture_options = {"logits_module": "", "feature_layer": feature_layer, "record_features": record_features}
         self.every_n_epochs = check_every_n(every_n_epochs, "every_n_epochs")
         self.trace_train_every_n_epochs = check_every_n(trace_train_every_n_epochs, "trace_train_every_n_epochs")
         self._capture: ForwardCapture | None = None
@@ -184,7 +202,7 @@ class MLDebuggerCallback(TrainerCallback):
             self._label_names = list(args.label_names or ["labels"])
             if self._session is None:
                 self._session = open_session(
-                    None, *self._names, store=self._store, strict=self._guard.strict, rank=args.process_index
+                    *self._names, store=self._store, strict=self._guard.strict, rank=args.process_index
                 )
             self._remove_hooks()
             self._capture = ForwardCapture(model, **self._capture_options)

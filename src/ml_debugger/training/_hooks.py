@@ -15,7 +15,12 @@ import torch
 from torch import nn
 
 from ml_debugger.exceptions import ConfigurationError, TraceValidationError
-from ml_debugger.training._torch import _first_tensor, extract_logits, pool_features, to_numpy
+from ml_debugger.training._torch import (
+    _first_tensor,
+    extract_logits,
+    pool_features,
+    to_numpy,
+)
 
 logger = logging.getLogger(__name__)
 
