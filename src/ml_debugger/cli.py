@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--max-part-mb", type=float, default=512.0, help="largest part upload accepted (MiB)")
     server.set_defaults(run=cmd_server)
 
-    keys = commands.add_parser("keys", help="create, list and revoke API keys").add_subparsers(dest="action", required=True)
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    keys = keys.add_subparsers(dest="action", required=True)
     create = with_home(keys.add_parser("create", help="create a key; it is printed once, as the last line"), True)
     create.add_argument("--name", default="", help="a note on who or what uses the key")
     create.set_defaults(run=cmd_keys_create)

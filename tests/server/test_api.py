@@ -78,7 +78,7 @@ def test_upload_commit_and_read_back_in_every_body_format(client: httpx.Client, 
     assert register(client, "formats").status_code == 200
     parts = [real_part(tmp_path, "formats", "v1", rows=30, start=i * 100) for i in range(3)]
     bodies = [parts[0].parquet, parts[1].arrow_stream(), parts[2].arrow_file()]
-    for part, body in zip(parts, bodies):
+    for part, body in zip(parts, bodies, strict=True):
         response = put_part(client, "formats", "v1", part, body, rows=30)
         assert response.status_code == 201, response.text
         assert response.json()["stored"] is True
@@ -220,5 +220,6 @@ def test_unknown_routes_and_bad_json_get_json_errors(client: httpx.Client) -> No
     assert response.status_code == 404 and response.json()["error"]["type"] == "NotFound"
     response = client.put("/api/v1/models/m/versions/v1", json={"tusk": "classification"})
     assert response.status_code == 422 and "task" in response.json()["error"]["message"]
-    response = client.put("/api/v1/models/m/versions/v1", content=b"{not json", headers={"content-type": "application/json"})
+    response = client.put("/api/v1/models/m/versions/v1", content=b"{not json",
+                          headers={"content-type": "application/json"})
     assert response.status_code == 422

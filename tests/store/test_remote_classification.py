@@ -6,15 +6,17 @@ import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from ml_debugger.core import TraceSession
 from ml_debugger.evaluator import Evaluator
 from ml_debugger.exceptions import ConfigurationError, NoDataError, ResultExistsError, StoreError
 from ml_debugger.store import open_store
 from ml_debugger.store.remote import RemoteStore
-from tests.server.fixtures import api_key, live_server  # noqa: F401 - fixtures
 from tests.server.live import LiveServer
+from tests.server.parts import make_batch
 
 pytest.importorskip("fastapi", reason="the server tests need the server extra: pip install 'ml-debugger[server]'")
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "reference_classification.py"
@@ -74,10 +76,6 @@ def test_reference_sample_on_a_server_gives_the_embedded_numbers(
 
 
 def test_remote_evaluator_errors_are_the_embedded_ones(remote_env: LiveServer, tmp_path: Path) -> None:
-    from tests.server.parts import make_batch
-    from ml_debugger.core import TraceSession
-    import numpy as np
-
     session = TraceSession("errs", "v1", "classification")
     for epoch in (0, 1):
         session.record(make_batch(np.arange(120), seed=epoch), dataset_type="val", n_epoch=epoch)

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import pytest
 from ml_debugger.core import TraceSession
 from ml_debugger.store.api import Backoff
 from ml_debugger.store.remote import RemoteStore
-from tests.server.fixtures import make_server  # noqa: F401 - fixture
 from tests.server.live import LiveServer
 from tests.server.parts import make_batch
 

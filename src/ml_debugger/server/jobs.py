@@ -84,7 +84,8 @@ class JobRunner:
             catalog.update_job(job_id, "failed", error_type=type(exc).__name__, error_message=str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug in one evaluation must not stop the worker; logged with traceback
             logger.exception("evaluation job %s failed unexpectedly", job_id)
-            catalog.update_job(job_id, "failed", error_type="InternalError", error_message=f"{type(exc).__name__}: {exc}")
+            message = f"{type(exc).__name__}: {exc}"
+            catalog.update_job(job_id, "failed", error_type="InternalError", error_message=message)
         else:
             catalog.update_job(job_id, "succeeded", result_name=str(stored.meta["result_name"]))
             logger.info("evaluation job %s stored result %s", job_id, stored.meta["result_name"])

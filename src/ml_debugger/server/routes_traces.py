@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import pyarrow as pa
@@ -79,14 +80,16 @@ def committed_epochs(model: str, version: str, ctx: Context) -> dict:
 
 
 def _store_part(
-    ctx: ServerContext, key: PartKey, part_name: str, run_id: str, rank: int, rows: int | None, body
+    ctx: ServerContext, key: PartKey, part_name: str, run_id: str, rank: int, rows: int | None, body: Path
 ) -> tuple[PartInfo, bool]:
     """Store the received part unless a part of that id is already stored; (info, newly stored)."""
     existing = ctx.store.stored_part(key, part_name, run_id, rank)
     if existing is not None:
         return existing, False
-    table = read_part(body)
+    table, parquet = read_part(body)
     check_part(table, key, ctx.store.model_task(key.model_name), run_id, rank, rows)
+    if parquet:  # store the checked file as it came: no second encoding
+        return ctx.store.adopt_part(key, body, part_name, run_id, rank), True
     return ctx.store.write_part(key, table, part_name, run_id, rank), True
 
 
@@ -131,7 +134,8 @@ def commit_parts(model: str, version: str, body: CommitIn, ctx: Context) -> dict
             infos.append(info)
     if missing:
         raise ApiProblem(
-            409, StoreError.__name__, f"{len(missing)} parts were never uploaded, so nothing was committed: {missing[:10]}"
+            409, StoreError.__name__,
+            f"{len(missing)} parts were never uploaded, so nothing was committed: {missing[:10]}",
         )
     ctx.store.commit_parts(infos)
     return {"committed": len(infos), "rows": sum(i.rows for i in infos)}

@@ -73,19 +73,19 @@ async def receive_body(request: Request, directory: Path, max_bytes: int) -> Pat
     return path
 
 
-def read_part(path: Path) -> pa.Table:
-    """The table in a Parquet or Arrow IPC file; 400 when it is neither or cannot be read whole."""
+def read_part(path: Path) -> tuple[pa.Table, bool]:
+    """The table in a Parquet or Arrow IPC file and whether it is Parquet; 400 when it is neither or is unreadable."""
     with path.open("rb") as f:
         head = f.read(8)
     try:
         if head[:4] == b"PAR1":
-            return pq.read_table(path)
+            return pq.read_table(path), True
         if head[:6] == b"ARROW1":
             with pa.memory_map(str(path)) as source:
-                return ipc.open_file(source).read_all()
+                return ipc.open_file(source).read_all(), False
         if head[:4] == b"\xff\xff\xff\xff":
             with pa.memory_map(str(path)) as source:
-                return ipc.open_stream(source).read_all()
+                return ipc.open_stream(source).read_all(), False
     except (pa.ArrowException, OSError) as exc:
         raise ApiProblem(400, "RemoteError", f"the part file is truncated or corrupt: {exc}") from exc
     raise ApiProblem(

@@ -114,7 +114,9 @@ class ApiClient:
         try:
             return response.json()
         except ValueError as exc:
-            raise RemoteError(f"{method} {path}: the server answered with invalid JSON: {response.text[:200]!r}") from exc
+            raise RemoteError(
+                f"{method} {path}: the server answered with invalid JSON: {response.text[:200]!r}"
+            ) from exc
 
     def close(self) -> None:
         self._client.close()

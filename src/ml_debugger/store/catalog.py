@@ -202,7 +202,7 @@ class Catalog:
     def keys(self) -> list[dict[str, Any]]:
         with self.db.transaction() as db:
             rows = db.query("SELECT id, name, created_at, revoked_at FROM api_keys ORDER BY created_at")
-        return [dict(zip(("id", "name", "created_at", "revoked_at"), r)) for r in rows]
+        return [dict(zip(("id", "name", "created_at", "revoked_at"), r, strict=True)) for r in rows]
 
     # Evaluation jobs run by the server (see ml_debugger.server.jobs).
 
@@ -221,7 +221,7 @@ class Catalog:
             rows = db.query(f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE id = ?", (job_id,))
         if not rows:
             raise NoDataError(f"no evaluation job {job_id!r}")
-        job = dict(zip(_JOB_COLUMNS, rows[0]))
+        job = dict(zip(_JOB_COLUMNS, rows[0], strict=True))
         job["request"] = json.loads(job["request"])
         return job
 

@@ -86,6 +86,19 @@ class LocalStore(TraceStore):
             raise StoreError(f"cannot write trace part {self.root / relative}: {exc}") from exc
         return PartInfo(key=key, path=relative.as_posix(), rows=table.num_rows, bytes=size, run_id=run_id, rank=rank)
 
+    def adopt_part(self, key: PartKey, source: Path, part_name: str, run_id: str, rank: int) -> PartInfo:
+        """Move a complete, checked Parquet part file (on this store's filesystem) into place atomically."""
+        relative = part_path(key, part_name)
+        target = self.root / relative
+        try:
+            rows = pq.ParquetFile(source).metadata.num_rows
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+            size = target.stat().st_size
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise StoreError(f"cannot store the part file {source} as {target}: {exc}") from exc
+        return PartInfo(key=key, path=relative.as_posix(), rows=rows, bytes=size, run_id=run_id, rank=rank)
+
     def stored_part(self, key: PartKey, part_name: str, run_id: str, rank: int) -> PartInfo | None:
         """The part ``part_name`` of ``key`` if a ``write_part`` wrote it (committed or not), else ``None``."""
         relative = part_path(key, part_name)

@@ -96,7 +96,7 @@ class RemoteStore(TraceStore):
     def from_settings(cls, settings: Settings) -> RemoteStore:
         """The store ``MLD_API_ENDPOINT`` / ``MLD_API_KEY`` / ``MLD_HOME`` (and the timeouts) select."""
         if not settings.api_key:
-            logger.warning("ml-debugger: MLD_API_ENDPOINT is set but MLD_API_KEY is not; the server will refuse requests")
+            logger.warning("ml-debugger: MLD_API_ENDPOINT is set but MLD_API_KEY is not; the server refuses that")
         return cls(
             str(settings.api_endpoint), settings.api_key, home=settings.home,
             upload_timeout=seconds_from_env(ENV_UPLOAD_TIMEOUT, 120.0),
@@ -166,7 +166,8 @@ class RemoteStore(TraceStore):
 
     def _get(self, path: str, **kwargs: Any) -> httpx.Response:
         deadline = time.monotonic() + READ_RETRY_WINDOW
-        return with_retries(lambda: self._client.request("GET", path, **kwargs), deadline=deadline, backoff=self._backoff)
+        return with_retries(lambda: self._client.request("GET", path, **kwargs), deadline=deadline,
+                            backoff=self._backoff)
 
     def _get_json(self, path: str, **kwargs: Any) -> Any:
         try:
@@ -222,7 +223,8 @@ class RemoteStore(TraceStore):
             "thresholds": {k: _plain(v) for k, v in request.thresholds.items()},
         }
         submit = version_path(model_name, version_name) + "/evaluations"
-        job = with_retries(lambda: self._client.json("POST", submit, json=body), deadline=deadline, backoff=self._backoff)
+        job = with_retries(lambda: self._client.json("POST", submit, json=body), deadline=deadline,
+                           backoff=self._backoff)
         delay = 0.1
         while job["status"] in ("queued", "running"):
             if time.monotonic() + delay > deadline:
