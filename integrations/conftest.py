@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -21,10 +22,15 @@ def mld_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def load_script(path: Path) -> ModuleType:
-    """Import an example script by its path, as a user would run it."""
+def _import_script(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"mld_example_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def load_script() -> Callable[[Path], ModuleType]:
+    """Import an example script by its path, as a user would run it."""
+    return _import_script

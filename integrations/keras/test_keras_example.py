@@ -10,15 +10,13 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "torch")
 pytest.importorskip("keras")
 
-from conftest import load_script
-
 from ml_debugger.evaluator import Evaluator
 
 N_VAL = 450  # a quarter of scikit-learn's 1,797 digits
 
 
 @pytest.mark.slow
-def test_keras_digits_trains_traces_and_evaluates() -> None:
+def test_keras_digits_trains_traces_and_evaluates(load_script) -> None:
     load_script(Path(__file__).with_name("keras_digits.py")).main(epochs=2)
 
     result = Evaluator("digits-mlp", "keras-v1").request_evaluation(n_epoch=None)

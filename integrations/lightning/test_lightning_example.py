@@ -8,15 +8,13 @@ import pytest
 
 pytest.importorskip("lightning.pytorch")
 
-from conftest import load_script
-
 from ml_debugger.evaluator import Evaluator
 
 N_VAL = 450  # a quarter of scikit-learn's 1,797 digits
 
 
 @pytest.mark.slow
-def test_lightning_digits_trains_traces_and_evaluates() -> None:
+def test_lightning_digits_trains_traces_and_evaluates(load_script) -> None:
     load_script(Path(__file__).with_name("lightning_digits.py")).main(epochs=2)
 
     result = Evaluator("digits-mlp", "lightning-v1").request_evaluation(n_epoch=None)

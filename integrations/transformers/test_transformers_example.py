@@ -8,15 +8,13 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from conftest import load_script
-
 from ml_debugger.evaluator import Evaluator
 
 N_VAL = 150
 
 
 @pytest.mark.slow
-def test_tiny_bert_trains_traces_and_evaluates(tmp_path: Path) -> None:
+def test_tiny_bert_trains_traces_and_evaluates(tmp_path: Path, load_script) -> None:
     load_script(Path(__file__).with_name("transformers_tiny_bert.py")).main(str(tmp_path), epochs=3)
 
     result = Evaluator("tiny-bert-sentiment", "hf-v1").request_evaluation(n_epoch=None)
