@@ -95,7 +95,7 @@ def trainer(callbacks: list[pl.Callback]) -> pl.Trainer:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
