@@ -21,19 +21,17 @@ MAX_POOL = 20_000
 
 
 def reduce_features(features: np.ndarray, n_components: int, random_state: int = 0) -> np.ndarray:
-    """Standardise each feature, then project on the top ``n_components`` principal axes.
+    """Centre the features, then project them on their top ``n_components`` principal axes.
 
-    The projection only happens when there are more features and more units than
-    ``n_components``; the axes are fitted with randomized SVD on at most ``PCA_FIT_ROWS`` units. Returns float32 ``(n, m)``.
+    Features are not scaled one by one: that would blow up near-constant (e.g. dead ReLU)
+    dimensions into noise that dominates neighbour distances. The projection only happens when
+    there are more features and more units than ``n_components``; the axes are fitted with
+    randomized SVD on at most ``PCA_FIT_ROWS`` units. Returns float32 ``(n, m)``.
     """
     x = np.asarray(features, dtype=np.float32)
     if len(x) == 0:
         return x
-    mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
-    std = x.std(axis=0, dtype=np.float64).astype(np.float32)
-    std[std == 0] = 1.0
-    x = x - mean
-    x /= std
+    x = x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
     n, d = x.shape
     if d <= n_components or n <= n_components:
         return x

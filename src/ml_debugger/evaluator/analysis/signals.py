@@ -95,7 +95,7 @@ def compute_signals(
         embedding = None
         if has_features:
             bar.set_postfix_str("neighbours")
-            embedding = reduce_features(data.features, n_components, random_state)
+            embedding = _embed_per_epoch(data.features, samples, n_components, random_state)
             bar.update()
             neighbors = neighbor_signals(
                 embedding, samples, correct,
@@ -131,3 +131,19 @@ def compute_signals(
         table = table.join(training_dynamics(samples, data.probabilities, correct))
         bar.update()
     return Signals(table=table.loc[:, list(SIGNAL_COLUMNS)], embedding=embedding)
+
+
+def _embed_per_epoch(features: np.ndarray, samples: pd.DataFrame, n_components: int, random_state: int) -> np.ndarray:
+    """Reduce each epoch's features on their own: every epoch's model has its own feature space.
+
+    Epochs whose reduction keeps fewer dimensions are zero-padded, which leaves distances unchanged.
+    """
+    parts = {
+        epoch: reduce_features(features[rows], n_components, random_state)
+        for epoch, rows in samples.groupby("epoch", sort=True).indices.items()
+    }
+    width = max((part.shape[1] for part in parts.values()), default=min(n_components, features.shape[1]))
+    embedding = np.zeros((len(samples), width), dtype=np.float32)
+    for epoch, rows in samples.groupby("epoch", sort=True).indices.items():
+        embedding[rows, : parts[epoch].shape[1]] = parts[epoch]
+    return embedding
