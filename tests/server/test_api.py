@@ -223,3 +223,19 @@ def test_unknown_routes_and_bad_json_get_json_errors(client: httpx.Client) -> No
     response = client.put("/api/v1/models/m/versions/v1", content=b"{not json",
                           headers={"content-type": "application/json"})
     assert response.status_code == 422
+
+
+def test_a_server_side_failure_is_a_json_500_without_a_traceback(
+    client: httpx.Client, live_server: LiveServer, tmp_path: Path
+) -> None:
+    register(client, "broken")
+    part = real_part(tmp_path, "broken", "v1")
+    put_part(client, "broken", "v1", part)
+    commit(client, "broken", "v1", part)
+    (stored,) = (live_server.home / "traces" / "model=broken").rglob("*.parquet")
+    stored.write_bytes(b"damaged on the server's disk")
+    response = client.get("/api/v1/models/broken/versions/v1/traces")
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "StoreError"
+    assert "cannot read the traces of broken/v1" in response.json()["error"]["message"]
+    assert "Traceback" not in response.text and 'File "' not in response.text

@@ -8,6 +8,7 @@ results and evaluations are requests to the server (an evaluation is a job that 
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import time
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 ENV_UPLOAD_TIMEOUT = "MLD_UPLOAD_TIMEOUT"
 ENV_EVALUATION_TIMEOUT = "MLD_EVALUATION_TIMEOUT"
 REGISTER_TIMEOUT = 10.0
-READ_RETRY_WINDOW = 30.0
+READ_RETRY_WINDOW = 30.0  # seconds a read or a job submission is retried while the server is unavailable
 
 
 def seconds_from_env(name: str, default: float) -> float:
@@ -90,7 +91,8 @@ class RemoteStore(TraceStore):
         self._uploader = Uploader(self._client, self.spool, backoff=self._backoff)
         self.upload_timeout = upload_timeout
         self.evaluation_timeout = evaluation_timeout
-        atexit.register(_report_at_exit, weakref.ref(self))
+        self._exit_hook = functools.partial(_report_pending, weakref.ref(self))
+        atexit.register(self._exit_hook)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RemoteStore:
@@ -108,7 +110,10 @@ class RemoteStore(TraceStore):
 
     def register_version(self, model_name: str, version_name: str, task: str) -> None:
         """Register on the server now if it answers; else spool the registration and go on."""
-        path = self.spool.add_registration(model_name, version_name, task)
+        try:
+            path = self.spool.add_registration(model_name, version_name, task)
+        except OSError as exc:
+            raise StoreError(f"cannot record the registration in the spool {self.spool.root}: {exc}") from exc
         try:
             self._client.request(
                 "PUT", version_path(model_name, version_name), json={"task": task}, timeout=REGISTER_TIMEOUT
@@ -223,8 +228,8 @@ class RemoteStore(TraceStore):
             "thresholds": {k: _plain(v) for k, v in request.thresholds.items()},
         }
         submit = version_path(model_name, version_name) + "/evaluations"
-        job = with_retries(lambda: self._client.json("POST", submit, json=body), deadline=deadline,
-                           backoff=self._backoff)
+        job = with_retries(lambda: self._client.json("POST", submit, json=body),
+                           deadline=min(deadline, time.monotonic() + READ_RETRY_WINDOW), backoff=self._backoff)
         delay = 0.1
         while job["status"] in ("queued", "running"):
             if time.monotonic() + delay > deadline:
@@ -242,9 +247,11 @@ class RemoteStore(TraceStore):
         return self.load_result(model_name, version_name, str(job["result_name"]))
 
     def close(self) -> None:
-        """Stop uploading (the spool keeps what is not sent) and close the connection."""
+        """Stop uploading (the spool keeps what is not sent, and a warning says what) and close the connection."""
         self._uploader.close()
         self._client.close()
+        atexit.unregister(self._exit_hook)
+        self._exit_hook()
 
 
 def _describe(parts: list[PartInfo]) -> str:
@@ -253,14 +260,15 @@ def _describe(parts: list[PartInfo]) -> str:
     return f"{', '.join(versions)} epochs {epochs} ({sum(p.rows for p in parts)} rows)"
 
 
-def _report_at_exit(store_ref: weakref.ref) -> None:
+def _report_pending(store_ref: weakref.ref) -> None:
+    """Warn about what a store's uploader has not sent (at exit, or when the store is closed)."""
     store = store_ref()
     if store is None:
         return
     pending = store.pending_uploads()
     if pending:
         logger.warning(
-            "ml-debugger: %d uploads to %s were not sent before exit (%s); they are kept in %s: "
+            "ml-debugger: %d uploads to %s were not sent (%s); they are kept in %s: "
             "run `mldebugger sync` to send them", len(pending), store.endpoint,
             ", ".join(t.describe() for t in pending[:3]) + (", ..." if len(pending) > 3 else ""), store.spool.root,
         )
