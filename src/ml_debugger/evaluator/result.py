@@ -123,12 +123,13 @@ class Result:
 
     def get_summary(self) -> dict[str, pd.DataFrame]:
         """Print metrics, issue categories and the error codes of each category; return them."""
+        names = self._tables["codes"].set_index("code")["name"]
+        by_category = self.get_view(["dataset", "category", "error_code"], adjustby=["dataset", "category"])
+        by_category.insert(3, "name", by_category["error_code"].map(names).fillna(""))
         parts = {
             "metrics": self.metrics_summary(),
             "issue_categories": self.issue_category_summary(),
-            "error_codes_by_category": self.get_view(
-                ["dataset", "category", "error_code"], adjustby=["dataset", "category"]
-            ),
+            "error_codes_by_category": by_category,
         }
         titles = {
             "metrics": "Metrics",

@@ -129,7 +129,8 @@ def test_codes_explain_the_category():
     assert has("CLS004", "CLS005", "CLS010")[category == "aleatoric_hotspot"].all()
     assert has("CLS001")[category == "critical_hotspot"].all()
     assert has("CLS007")[category == "hotspot"].all()
-    assert has("CLS003", "CLS006", "CLS007", "CLS008")[category == "operational_coverage"].all()
+    assert has("CLS003", "CLS005", "CLS006", "CLS007", "CLS008")[category == "operational_coverage"].all()
+    assert not has("CLS003", "CLS005", "CLS006", "CLS007", "CLS008")[category == "stable_coverage"].any()
     assert not has("CLS001", "CLS002")[~rules.wrong(table)].any()
     assert not has("CLS008")[rules.wrong(table)].any()
 

@@ -121,7 +121,7 @@ def _metrics(table: pd.DataFrame, probabilities: np.ndarray) -> pd.DataFrame:
         )
         rows.append({"dataset": str(dataset), "epoch": int(epoch), **values})
     frame = pd.DataFrame(rows, columns=["dataset", "epoch", *METRIC_KEYS])
-    return frame.astype({"epoch": np.int64, **{key: np.float64 for key in METRIC_KEYS}})
+    return frame.astype({"epoch": np.int64, **{key: np.float64 for key in METRIC_KEYS}, "counts": np.int64})
 
 
 @contextmanager

@@ -105,11 +105,12 @@ def data_caused(table: pd.DataFrame, config: AnalysisConfig) -> np.ndarray:
 
 
 def fragile(table: pd.DataFrame, config: AnalysisConfig) -> np.ndarray:
-    """Low margin, out of coverage, near an error cluster, or unstable across epochs."""
+    """Low margin, out of coverage, near an error cluster, ambiguous, or unstable across epochs."""
     return (
         low_margin(table, config)
         | out_of_coverage(table, config)
         | near_error_cluster(table, config)
+        | ambiguous(table, config)
         | unstable(table, config)
     )
 

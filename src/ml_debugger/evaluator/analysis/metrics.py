@@ -21,7 +21,7 @@ METRIC_KEYS = (
 
 def classification_metrics(
     labels: np.ndarray, probabilities: np.ndarray, error_proba: np.ndarray
-) -> dict[str, float]:
+) -> dict[str, float | int]:
     """Return the classification metrics of a group of units, keyed by ``METRIC_KEYS``.
 
     ``auroc`` / ``auprc`` are the macro averages of the one-vs-rest ROC AUC / average precision
@@ -34,13 +34,13 @@ def classification_metrics(
     proba = np.asarray(probabilities, dtype=np.float64)
     n = len(labels)
     if n == 0:
-        return {key: (0.0 if key == "counts" else float("nan")) for key in METRIC_KEYS}
+        return {key: (0 if key == "counts" else float("nan")) for key in METRIC_KEYS}
     gold = proba[np.arange(n), labels]
     errors = proba.argmax(axis=1) != labels
     auroc, auprc = _macro_ovr(labels, proba)
     err_auroc, err_auprc = _binary_scores(errors, np.asarray(error_proba, dtype=np.float64))
     return {
-        "counts": float(n),
+        "counts": n,
         "accuracy": float(1.0 - errors.mean()),
         "auroc": auroc,
         "auprc": auprc,
