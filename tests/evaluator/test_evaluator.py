@@ -179,3 +179,20 @@ def test_result_names(store: LocalStore) -> None:
 def test_unknown_threshold_is_rejected_before_any_work(store: LocalStore) -> None:
     with pytest.raises(ConfigurationError, match="colour"):
         Evaluator("clf", "v1", store=store).request_evaluation(colour=3)
+
+
+def test_get_summary_prints_and_returns_the_latest_epoch(store: LocalStore, capsys: pytest.CaptureFixture[str]) -> None:
+    trace(store)
+    result = Evaluator("clf", "v1", store=store).request_evaluation(n_epoch=None)
+    parts = result.get_summary()
+    printed = capsys.readouterr().out
+    assert "Metrics" in printed and "Issue categories" in printed and "Error codes per category" in printed
+    pd.testing.assert_frame_equal(parts["metrics"], result.metrics_summary())
+    codes = parts["error_codes_by_category"]
+    assert set(codes.columns) == {"dataset", "category", "error_code", "name", "count", "ratio"}
+    # Every unit of each dataset's latest epoch is counted once per code (or once as "none").
+    latest = result.get_samples().query("epoch == 2")
+    expected = sum(max(len(c), 1) for c in latest["error_codes"])
+    assert codes["count"].sum() == expected
+    named = codes[codes["error_code"] != "none"]
+    assert (named["name"] != "").all()

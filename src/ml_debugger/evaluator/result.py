@@ -101,30 +101,19 @@ class Result:
 
         ``error_code`` groups by single codes (a unit with several codes counts once per code; a
         unit with none counts under ``"none"``). Without ``adjustby`` the ratio is over all rows.
+        Every evaluated epoch is counted; group by ``epoch`` to tell them apart.
         """
-        groupby = [groupby] if isinstance(groupby, str) else list(groupby)
-        adjust = [] if adjustby is None else [adjustby] if isinstance(adjustby, str) else list(adjustby)
-        samples = self._tables["samples"]
-        if "error_code" in groupby + adjust:
-            samples = samples.assign(
-                error_code=[list(c) if len(c) else [NO_CODE] for c in samples["error_codes"]]
-            ).explode("error_code")
-        unknown = [c for c in groupby + adjust if c not in samples.columns or c == "error_codes"]
-        if unknown:
-            valid = sorted(c for c in samples.columns if c != "error_codes") + ["error_code"]
-            raise ConfigurationError(f"cannot group by {unknown}; expected columns among {sorted(set(valid))}")
-        missing = [c for c in adjust if c not in groupby]
-        if missing:
-            raise ConfigurationError(f"adjustby {missing} must also be in groupby {groupby}")
-        view = samples.groupby(groupby, observed=True, dropna=False).size().rename("count").reset_index()
-        totals = view.groupby(adjust)["count"].transform("sum") if adjust else view["count"].sum()
-        view["ratio"] = view["count"] / totals
-        return view.sort_values(adjust + ["count"], ascending=[True] * len(adjust) + [False]).reset_index(drop=True)
+        return _view(self._tables["samples"], groupby, adjustby)
 
     def get_summary(self) -> dict[str, pd.DataFrame]:
-        """Print metrics, issue categories and the error codes of each category; return them."""
+        """Print metrics, issue categories and the error codes of each category; return them.
+
+        Like ``metrics_summary()``, every table covers each dataset's latest evaluated epoch.
+        """
         names = self._tables["codes"].set_index("code")["name"]
-        by_category = self.get_view(["dataset", "category", "error_code"], adjustby=["dataset", "category"])
+        samples = self._tables["samples"]
+        latest = samples[samples["epoch"] == samples.groupby("dataset")["epoch"].transform("max")]
+        by_category = _view(latest, ["dataset", "category", "error_code"], ["dataset", "category"])
         by_category.insert(3, "name", by_category["error_code"].map(names).fillna(""))
         parts = {
             "metrics": self.metrics_summary(),
@@ -141,3 +130,23 @@ class Result:
             for key, frame in parts.items():
                 print(f"\n-- {titles[key]}\n{frame.to_string(index=False)}")
         return parts
+
+
+def _view(samples: pd.DataFrame, groupby: str | Sequence[str], adjustby: str | Sequence[str] | None) -> pd.DataFrame:
+    groupby = [groupby] if isinstance(groupby, str) else list(groupby)
+    adjust = [] if adjustby is None else [adjustby] if isinstance(adjustby, str) else list(adjustby)
+    if "error_code" in groupby + adjust:
+        samples = samples.assign(
+            error_code=[list(c) if len(c) else [NO_CODE] for c in samples["error_codes"]]
+        ).explode("error_code")
+    unknown = [c for c in groupby + adjust if c not in samples.columns or c == "error_codes"]
+    if unknown:
+        valid = sorted(c for c in samples.columns if c != "error_codes") + ["error_code"]
+        raise ConfigurationError(f"cannot group by {unknown}; expected columns among {sorted(set(valid))}")
+    missing = [c for c in adjust if c not in groupby]
+    if missing:
+        raise ConfigurationError(f"adjustby {missing} must also be in groupby {groupby}")
+    view = samples.groupby(groupby, observed=True, dropna=False).size().rename("count").reset_index()
+    totals = view.groupby(adjust)["count"].transform("sum") if adjust else view["count"].sum()
+    view["ratio"] = view["count"] / totals
+    return view.sort_values(adjust + ["count"], ascending=[True] * len(adjust) + [False]).reset_index(drop=True)
