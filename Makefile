@@ -17,6 +17,7 @@ $(VENV)/.core-installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.all-installed: pyproject.toml $(VENV)/.core-installed
 	$(BIN)/pip install -q -e ".[dev,lightning,keras,transformers,server]"
+	$(BIN)/pip install -q tensorflow-cpu  # only for the Keras callback's tf.data path
 	touch $@
 
 setup: $(VENV)/.all-installed
