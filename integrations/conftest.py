@@ -1,4 +1,4 @@
-"""End-to-end runs of the example scripts: each test gets its own empty store and stays offline."""
+"""End-to-end runs of the example scripts (the root conftest gives each an empty, offline store)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-
-@pytest.fixture(autouse=True)
-def mld_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "mld_home"
-    monkeypatch.setenv("MLD_HOME", str(home))
-    monkeypatch.delenv("MLD_API_ENDPOINT", raising=False)
-    monkeypatch.delenv("MLD_API_KEY", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    return home
 
 
 def _import_script(path: Path) -> ModuleType:

@@ -8,6 +8,8 @@ import pandas as pd
 PROBA_FLOOR = 1e-12
 """Probabilities are clipped at this value before taking a logarithm of them."""
 
+BASIC_COLUMNS = ("prediction", "correct", "confidence", "margin", "entropy", "loss", "gold_proba")
+
 
 def basic_signals(probabilities: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
     """Return ``prediction, correct, confidence, margin, entropy, loss, gold_proba`` per row.

@@ -10,8 +10,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ml_debugger.evaluator._data import EvalData
-from ml_debugger.evaluator.analysis.basic import basic_signals
-from ml_debugger.evaluator.analysis.dynamics import training_dynamics
+from ml_debugger.evaluator.analysis.basic import BASIC_COLUMNS, basic_signals
+from ml_debugger.evaluator.analysis.dynamics import DYNAMICS_COLUMNS, training_dynamics
 from ml_debugger.evaluator.analysis.error_proba import cross_fitted_error_proba
 from ml_debugger.evaluator.analysis.label_issues import find_label_issues
 from ml_debugger.evaluator.analysis.neighbors import (
@@ -23,28 +23,13 @@ from ml_debugger.evaluator.analysis.neighbors import (
 logger = logging.getLogger(__name__)
 
 SIGNAL_COLUMNS = (
-    "prediction",
-    "correct",
-    "confidence",
-    "margin",
-    "entropy",
-    "loss",
-    "gold_proba",
-    "knn_error_rate",
-    "knn_label_agreement",
-    "knn_distance",
-    "coverage_percentile",
+    *BASIC_COLUMNS,
+    *NEIGHBOR_COLUMNS,
     "label_issue",
     "label_quality",
     "suggested_label",
     "error_proba",
-    "n_epochs_seen",
-    "gold_proba_mean",
-    "gold_proba_std",
-    "correct_fraction",
-    "flips",
-    "forgetting_events",
-    "aum",
+    *DYNAMICS_COLUMNS,
 )
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: every test gets its own empty MLD_HOME and no remote settings."""
+"""Fixtures shared by tests/ and integrations/: every test runs offline on its own empty MLD_HOME."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ def mld_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MLD_HOME", str(home))
     monkeypatch.delenv("MLD_API_ENDPOINT", raising=False)
     monkeypatch.delenv("MLD_API_KEY", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     return home
 
 
