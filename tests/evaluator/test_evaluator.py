@@ -196,3 +196,24 @@ def test_get_summary_prints_and_returns_the_latest_epoch(store: LocalStore, caps
     assert codes["count"].sum() == expected
     named = codes[codes["error_code"] != "none"]
     assert (named["name"] != "").all()
+
+
+def test_heatmaps_as_tables_matrices_and_plots(store: LocalStore, tmp_path) -> None:
+    trace(store, epochs=(0,))
+    result = Evaluator("clf", "v1", store=store).request_evaluation()
+    assert result.heatmap_names() == ["class_by_category", "class_by_error_code", "confusion", "epoch_by_category"]
+    samples = result.get_samples().query("dataset == 'val'")
+    confusion = result.get_heatmap("confusion", matrix=True, dataset="val")
+    expected = pd.crosstab(samples["label"], samples["prediction"]).reindex(
+        index=range(N_CLASSES), columns=range(N_CLASSES), fill_value=0
+    )
+    np.testing.assert_array_equal(confusion.to_numpy(), expected.to_numpy())
+    assert result.get_heatmap("confusion")["count"].sum() == 240
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = result.plot_heatmap("class_by_category", dataset="val")
+    ax.figure.savefig(tmp_path / "heatmap.png")
+    assert (tmp_path / "heatmap.png").stat().st_size > 0
+    with pytest.raises(ConfigurationError, match="unknown heatmap 'colour'"):
+        result.get_heatmap("colour")

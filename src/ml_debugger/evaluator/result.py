@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from ml_debugger.evaluator.analysis.heatmaps import heatmap_matrix, plot_heatmap
 from ml_debugger.exceptions import ConfigurationError
 
 METRIC_COLUMNS = [
@@ -85,12 +86,24 @@ class Result:
     def heatmap_names(self) -> list[str]:
         return sorted(k[len(HEATMAP_PREFIX):] for k in self._tables if k.startswith(HEATMAP_PREFIX))
 
-    def get_heatmap(self, name: str) -> pd.DataFrame:
-        """A heatmap table: ``confusion``, ``class_by_category``, ``class_by_error_code``, ``epoch_by_category``."""
+    def get_heatmap(
+        self, name: str, *, matrix: bool = False, dataset: str | None = None, epoch: int | None = None
+    ) -> pd.DataFrame:
+        """A heatmap: ``confusion``, ``class_by_category``, ``class_by_error_code``, ``epoch_by_category``.
+
+        By default the tidy table of counts (one row per cell, per dataset and epoch); with
+        ``matrix=True`` the count matrix, summed over the datasets/epochs not selected.
+        """
         key = HEATMAP_PREFIX + name
         if key not in self._tables:
             raise ConfigurationError(f"unknown heatmap {name!r}; expected one of {self.heatmap_names()}")
-        return self._tables[key].copy()
+        table = self._tables[key].copy()
+        return heatmap_matrix(table, dataset=dataset, epoch=epoch) if matrix else table
+
+    def plot_heatmap(self, name: str, *, dataset: str | None = None, epoch: int | None = None,
+                     normalize: bool = False, ax: Any = None) -> Any:
+        """Draw a heatmap's count matrix with matplotlib (``pip install matplotlib``); return the Axes."""
+        return plot_heatmap(self.get_heatmap(name, matrix=True, dataset=dataset, epoch=epoch), ax, normalize=normalize)
 
     def get_view(
         self,
