@@ -217,3 +217,17 @@ def test_heatmaps_as_tables_matrices_and_plots(store: LocalStore, tmp_path) -> N
     assert (tmp_path / "heatmap.png").stat().st_size > 0
     with pytest.raises(ConfigurationError, match="unknown heatmap 'colour'"):
         result.get_heatmap("colour")
+
+
+def test_issues_per_epoch_and_latest_by_default(store: LocalStore) -> None:
+    trace(store)
+    result = Evaluator("clf", "v1", store=store).request_evaluation(n_epoch=None)
+    every = result.get_issues(by_epoch=True)
+    assert sorted(every["epoch"].unique()) == [0, 1, 2]
+    exploded = result.get_samples()[["dataset", "epoch", "error_codes"]].explode("error_codes").dropna()
+    counts = exploded.value_counts().to_dict()
+    assert every.set_index(["dataset", "epoch", "code"])["count"].to_dict() == counts
+    latest = result.get_issues()
+    assert "epoch" not in latest.columns
+    pd.testing.assert_frame_equal(latest, every[every["epoch"] == 2].drop(columns="epoch").reset_index(drop=True))
+    assert (latest["ratio"] <= 1).all()

@@ -67,9 +67,17 @@ class Result:
         """Per dataset: the share of units in each of the six issue categories (rows sum to 1)."""
         return self._latest_per_dataset(self._tables["categories"], CATEGORY_COLUMNS, by_epoch)
 
-    def get_issues(self) -> pd.DataFrame:
-        """The issues found: one row per dataset and error code, with the recommended action."""
-        return self._tables["issues"].copy()
+    def get_issues(self, by_epoch: bool = False) -> pd.DataFrame:
+        """The issues found: one row per dataset and error code, with the recommended action.
+
+        Each dataset's latest evaluated epoch, like ``metrics_summary()``; ``by_epoch=True`` lists
+        every evaluated epoch (with an ``epoch`` column).
+        """
+        issues = self._tables["issues"]
+        if by_epoch:
+            return issues.copy()
+        latest = issues.groupby("dataset")["epoch"].transform("max")
+        return issues[issues["epoch"] == latest].drop(columns="epoch").reset_index(drop=True)
 
     def get_samples(self) -> pd.DataFrame:
         """The per-unit table: ids, label, prediction, category, error codes, cluster and every signal."""

@@ -13,6 +13,7 @@ from ml_debugger.evaluator.analysis.config import AnalysisConfig
 CATALOG_COLUMNS = ("code", "name", "description", "category", "recommended_action")
 ISSUE_COLUMNS = (
     "dataset",
+    "epoch",
     "code",
     "name",
     "category",
@@ -57,16 +58,16 @@ def issues_table(
     config: AnalysisConfig,
     codes: Sequence[ErrorCode] | None = None,
 ) -> pd.DataFrame:
-    """The issues found: one row per dataset and code that flags at least one of its units.
+    """The issues found: one row per dataset, epoch and code that flags at least one of its units.
 
-    ``count`` is the number of flagged units, ``ratio`` that count over the dataset's units
-    (all traced epochs together), ``category`` the code's usual category and
-    ``affected_classes`` the code's `ErrorCode.affected_classes` within the dataset. Rows are
-    sorted by dataset, then by count (largest first), then by code.
+    ``count`` is the number of flagged units, ``ratio`` that count over the units of the dataset
+    at that epoch, ``category`` the code's usual category and ``affected_classes`` the code's
+    `ErrorCode.affected_classes` within them. Rows are sorted by dataset, epoch, then by count
+    (largest first), then by code.
     """
     codes = registered_codes() if codes is None else codes
     rows = []
-    for dataset, positions in table.groupby("dataset", sort=True).indices.items():
+    for (dataset, epoch), positions in table.groupby(["dataset", "epoch"], sort=True).indices.items():
         subset = table.iloc[positions]
         for code in codes:
             mask = masks[code.id].to_numpy(dtype=bool)[positions]
@@ -76,6 +77,7 @@ def issues_table(
             rows.append(
                 {
                     "dataset": str(dataset),
+                    "epoch": int(epoch),
                     "code": code.id,
                     "name": code.name,
                     "category": code.category,
@@ -87,7 +89,8 @@ def issues_table(
                 }
             )
     issues = pd.DataFrame(rows, columns=list(ISSUE_COLUMNS))
+    types = {"epoch": np.int64, "count": np.int64, "ratio": np.float64}
     if issues.empty:
-        return issues.astype({"count": np.int64, "ratio": np.float64})
-    issues = issues.sort_values(["dataset", "count", "code"], ascending=[True, False, True])
-    return issues.reset_index(drop=True).astype({"count": np.int64, "ratio": np.float64})
+        return issues.astype(types)
+    issues = issues.sort_values(["dataset", "epoch", "count", "code"], ascending=[True, True, False, True])
+    return issues.reset_index(drop=True).astype(types)
