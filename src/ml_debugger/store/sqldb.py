@@ -8,9 +8,11 @@ Database errors are converted to :class:`~ml_debugger.exceptions.StoreError` her
 from __future__ import annotations
 
 import queue
+import random
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +80,29 @@ class SqliteDatabase:
             raw.close()
 
     def create_schema(self, statements: list[str]) -> None:
-        with self.transaction() as db:
-            db.run("PRAGMA journal_mode=WAL")
+        self._enable_wal()
         with self.transaction(write=True) as db:
             for statement in statements:
                 db.run(statement)
+
+
+    def _enable_wal(self, timeout: float = 60.0) -> None:
+        """Switch the file to WAL mode once (it persists), retrying while another process holds it.
+
+        SQLite answers a journal-mode change with "database is locked" at once, without waiting
+        on its busy timeout, when several processes (e.g. DDP ranks) open a new catalog together.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with closing(sqlite3.connect(self.path, timeout=timeout, isolation_level=None)) as raw:
+                    if raw.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                        raw.execute("PRAGMA journal_mode=WAL")
+                    return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise StoreError(f"catalog {self.path}: {exc}") from exc
+                time.sleep(random.uniform(0.01, 0.05))
 
 
 class PostgresDatabase:
