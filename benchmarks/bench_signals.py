@@ -16,36 +16,9 @@ import argparse
 import resource
 import time
 
-import numpy as np
-import pandas as pd
+from bench_evaluation import make_data  # the same generated data as the whole-evaluation benchmark
 
-from ml_debugger.evaluator._data import EvalData
 from ml_debugger.evaluator.analysis.signals import compute_signals
-
-
-def make_data(units: int, dim: int, classes: int, seed: int = 0) -> EvalData:
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, classes, units)
-    latent_dim = 32
-    centers = rng.normal(size=(classes, latent_dim)) * 0.5
-    latent = centers[labels] + rng.normal(size=(units, latent_dim))
-    mixing = rng.normal(size=(latent_dim, dim)).astype(np.float32) / np.sqrt(latent_dim)
-    features = latent.astype(np.float32) @ mixing
-    features += 0.3 * rng.standard_normal((units, dim), dtype=np.float32)
-    logits = -0.5 * ((latent[:, None, :] - centers[None]) ** 2).sum(axis=2)
-    logits += rng.normal(scale=1.0, size=logits.shape)
-    proba = np.exp(logits - logits.max(axis=1, keepdims=True))
-    proba /= proba.sum(axis=1, keepdims=True)
-    dataset = np.where(rng.random(units) < 0.2, "train", "val")
-    samples = pd.DataFrame({
-        "input_id": [f"id{i}" for i in range(units)],
-        "input_hash": [f"{i:032x}" for i in range(units)],
-        "dataset": dataset,
-        "epoch": np.zeros(units, dtype=np.int64),
-        "global_step": pd.array(np.zeros(units, dtype=np.int64), dtype="Int64"),
-        "label": labels.astype(np.int64),
-    })
-    return EvalData(samples=samples, probabilities=proba, features=features)
 
 
 def main() -> None:
@@ -54,7 +27,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--classes", type=int, default=10)
     args = parser.parse_args()
-    data = make_data(args.units, args.dim, args.classes)
+    data, _ = make_data(args.units, args.dim, args.classes)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     before = usage.ru_maxrss / 2**20
     cpu_before = usage.ru_utime + usage.ru_stime

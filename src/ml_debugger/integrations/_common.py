@@ -14,6 +14,7 @@ import numpy as np
 
 from ml_debugger.core import TraceSession, hash_samples, make_classification_batch
 from ml_debugger.exceptions import ConfigurationError, TraceValidationError
+from ml_debugger.names import validate_name
 from ml_debugger.store import TraceStore
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,13 @@ def open_session(
             f"got model_name={model_name!r}, version_name={version_name!r}"
         )
     return TraceSession(model_name, version_name, "classification", store=store, rank=rank, strict=strict)
+
+
+def check_names(session: TraceSession | None, model_name: str | None, version_name: str | None) -> None:
+    """Fail at construction on bad names, unless a ready session is given (its names were checked)."""
+    if session is None:
+        validate_name(model_name, "model_name")
+        validate_name(version_name, "version_name")
 
 
 def dataset_type_for(index: int, names: Sequence[str] | None, default: str = "val") -> str:

@@ -20,6 +20,7 @@ from ml_debugger.integrations._common import (
     RowTag,
     TracingGuard,
     check_every_n,
+    check_names,
     is_due,
     open_session,
     record_rows,
@@ -118,9 +119,7 @@ class MLDebuggerCallback(keras.callbacks.Callback):
             raise ConfigurationError("validation_data is required: (x, y), (x, y, ids), a PyDataset or a tf.data dataset")
         if trace_train_every_n_epochs and train_data is None:
             raise ConfigurationError("trace_train_every_n_epochs needs train_data")
-        if session is None:
-            validate_name(model_name, "model_name")
-            validate_name(version_name, "version_name")
+        check_names(session, model_name, version_name)
         self._names, self._store = (model_name, version_name), store
         self._session, self._owns_session = session, session is None
         self._guard = TracingGuard("keras", strict=strict)

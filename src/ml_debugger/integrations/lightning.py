@@ -29,6 +29,7 @@ from ml_debugger.integrations._common import (
     RowTag,
     TracingGuard,
     check_every_n,
+    check_names,
     dataset_type_for,
     is_due,
     open_session,
@@ -112,9 +113,7 @@ class MLDebuggerCallback(pl.Callback):
         every_n_epochs: int | None = 1,
         trace_train_every_n_epochs: int | None = None,
     ) -> None:
-        if session is None:
-            validate_name(model_name, "model_name")
-            validate_name(version_name, "version_name")
+        check_names(session, model_name, version_name)
         self._names = (model_name, version_name)
         self._session, self._owns_session, self._store = session, session is None, store
         self._guard = TracingGuard("lightning", strict=strict)

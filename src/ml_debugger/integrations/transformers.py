@@ -31,11 +31,11 @@ from ml_debugger.integrations._common import (
     RowTag,
     TracingGuard,
     check_every_n,
+    check_names,
     is_due,
     open_session,
     record_rows,
 )
-from ml_debugger.names import validate_name
 from ml_debugger.store import TraceStore
 from ml_debugger.training._hooks import ForwardCapture
 from ml_debugger.training._torch import to_numpy
@@ -132,9 +132,7 @@ class MLDebuggerCallback(TrainerCallback):
         every_n_epochs: int | None = 1,
         trace_train_every_n_epochs: int | None = None,
     ) -> None:
-        if session is None:
-            validate_name(model_name, "model_name")
-            validate_name(version_name, "version_name")
+        check_names(session, model_name, version_name)
         self._names, self._store = (model_name, version_name), store
         self._session = session
         self._guard = TracingGuard("transformers", strict=strict)
