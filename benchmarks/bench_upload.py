@@ -42,7 +42,8 @@ class TimingTransport(httpx.HTTPTransport):
 
 def client(index: int, url: str, key: str, home: str, rows: int, dim: int, rows_per_part: int,
            start: mp.Event, results: mp.Queue) -> None:
-    from ml_debugger.core import TraceSession, make_classification_batch
+    from ml_debugger.core import TraceSession
+    from ml_debugger.tasks.classification import make_classification_batch
     from ml_debugger.store.remote import RemoteStore
 
     rng = np.random.default_rng(index)

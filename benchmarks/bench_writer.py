@@ -16,7 +16,9 @@ import time
 
 import numpy as np
 
-from ml_debugger.core import TraceSession, make_classification_batch
+from ml_debugger.core import TraceSession
+
+from ml_debugger.tasks.classification import make_classification_batch
 from ml_debugger.store import LocalStore
 
 

@@ -18,7 +18,8 @@ from ml_debugger.store import LocalStore
 CHILD = r"""
 import os, sys
 import numpy as np
-from ml_debugger.core import TraceSession, make_classification_batch
+from ml_debugger.core import TraceSession
+from ml_debugger.tasks.classification import make_classification_batch
 from ml_debugger.store import LocalStore
 
 home, marker, run = sys.argv[1], sys.argv[2], int(sys.argv[3])

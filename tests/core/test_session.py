@@ -10,8 +10,17 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from ml_debugger.core import TraceSession, make_classification_batch
-from ml_debugger.exceptions import ConfigurationError, InvalidNameError, NoDataError, TraceValidationError, WriterError
+from ml_debugger.core import TraceSession
+
+from ml_debugger.tasks.classification import make_classification_batch
+from ml_debugger.exceptions import (
+    ConfigurationError,
+    InvalidNameError,
+    NoDataError,
+    StoreError,
+    TraceValidationError,
+    WriterError,
+)
 from ml_debugger.store import LocalStore, PartInfo, PartKey
 
 
@@ -108,8 +117,13 @@ def test_nonfinite_outputs_raise_when_strict(store: LocalStore) -> None:
 
 def test_a_model_keeps_its_task(store: LocalStore) -> None:
     session(store)
-    with pytest.raises(Exception, match="registered for task 'classification'"):
-        TraceSession("model", "v2", "detection", store=store)
+    with pytest.raises(StoreError, match="registered for task 'classification'"):
+        TraceSession("model", "v2", "detection2d", store=store)
+
+
+def test_unknown_tasks_are_refused_with_the_valid_names(store: LocalStore) -> None:
+    with pytest.raises(ConfigurationError, match="unknown task 'detection'; expected one of: classification, detection2d"):
+        TraceSession("model", "v1", "detection", store=store)
 
 
 class SlowStore(LocalStore):

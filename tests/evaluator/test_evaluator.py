@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ml_debugger.core import TraceSession, make_classification_batch
+from ml_debugger.core import TraceSession
+
+from ml_debugger.tasks.classification import make_classification_batch
 from ml_debugger.evaluator import Evaluator
 from ml_debugger.evaluator.result import CATEGORY_COLUMNS
 from ml_debugger.exceptions import ConfigurationError, InvalidNameError, NoDataError, ResultExistsError
@@ -177,7 +179,14 @@ def test_result_names(store: LocalStore) -> None:
 
 
 def test_unknown_threshold_is_rejected_before_any_work(store: LocalStore) -> None:
+    trace(store)
     with pytest.raises(ConfigurationError, match="colour"):
+        Evaluator("clf", "v1", store=store).request_evaluation(colour=3)
+    assert Evaluator("clf", "v1", store=store).list_results().empty
+
+
+def test_thresholds_of_an_unknown_model_are_not_guessed(store: LocalStore) -> None:
+    with pytest.raises(NoDataError, match="unknown model 'clf'"):
         Evaluator("clf", "v1", store=store).request_evaluation(colour=3)
 
 

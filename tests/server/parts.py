@@ -12,7 +12,9 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from ml_debugger.core import TraceSession, make_classification_batch
+from ml_debugger.core import TraceSession
+
+from ml_debugger.tasks.classification import make_classification_batch
 from ml_debugger.store import LocalStore
 
 

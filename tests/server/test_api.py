@@ -105,9 +105,15 @@ def test_uploads_and_commits_are_idempotent(client: httpx.Client, tmp_path: Path
 
 def test_registering_a_model_for_another_task_is_a_conflict(client: httpx.Client) -> None:
     assert register(client, "tasky").status_code == 200
-    response = register(client, "tasky", "v2", task="detection")
+    response = register(client, "tasky", "v2", task="detection2d")
     assert response.status_code == 409
     assert "registered for task 'classification'" in response.json()["error"]["message"]
+
+
+def test_only_registered_tasks_are_accepted(client: httpx.Client) -> None:
+    response = register(client, "bananas", task="banana")
+    assert response.status_code == 400
+    assert "unknown task 'banana'; expected one of: classification, detection2d" in response.json()["error"]["message"]
 
 
 def _truncated(part: Part) -> bytes:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.dataset as ds
 
-from ml_debugger.core import TraceSession, make_classification_batch
+from ml_debugger.core import TraceSession
+
+from ml_debugger.tasks.classification import make_classification_batch
 from ml_debugger.store import LocalStore
 
 

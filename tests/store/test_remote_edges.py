@@ -118,13 +118,13 @@ def test_a_failed_evaluation_job_raises_what_the_server_raised(tmp_path: Path) -
     store = store_with(job_server({"status": "failed", "error_type": "NoDataError",
                                    "error_message": "no evaluable rows"}), tmp_path)
     with pytest.raises(NoDataError, match="the server's evaluation failed: no evaluable rows"):
-        store.evaluate("m", "v1", EvaluationRequest(None, None, {"k_neighbors": np.int64(3)}))
+        store.submit_evaluation("m", "v1", EvaluationRequest(None, None, {"k_neighbors": np.int64(3)}))
 
 
 def test_an_evaluation_that_outlives_its_timeout_says_so(tmp_path: Path) -> None:
     store = store_with(job_server({"status": "running"}, polls_before_final=10**6), tmp_path, evaluation_timeout=0.5)
     with pytest.raises(RemoteError, match=r"still running after 0.5 s \(MLD_EVALUATION_TIMEOUT\)"):
-        store.evaluate("m", "v1", EvaluationRequest(None, None, {"k_neighbors": 3}))
+        store.submit_evaluation("m", "v1", EvaluationRequest(None, None, {"k_neighbors": 3}))
 
 
 def test_unreadable_answers_are_remote_errors(tmp_path: Path) -> None:

@@ -1,7 +1,6 @@
 """The task-agnostic tracing engine shared by every tracer and framework callback."""
 
-from ml_debugger.core.classification import ClassificationBatch, make_classification_batch
 from ml_debugger.core.hashing import hash_samples
 from ml_debugger.core.session import TraceSession
 
-__all__ = ["ClassificationBatch", "TraceSession", "hash_samples", "make_classification_batch"]
+__all__ = ["TraceSession", "hash_samples"]

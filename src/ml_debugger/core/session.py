@@ -47,7 +47,8 @@ class TraceSession:
 
     Args:
         model_name, version_name: names under which the traces are stored.
-        task: the task of the rows (``"classification"``, ...); a model keeps one task.
+        task: the name of a registered task (``"classification"``, see ``ml_debugger.tasks``); a
+            model keeps one task.
         store: where to write; by default the store the environment selects (``open_store``).
         rank: process rank stored on every row; by default from the launcher's environment.
         strict: raise on non-finite model outputs instead of warning.
@@ -69,7 +70,9 @@ class TraceSession:
     ) -> None:
         self.model_name = validate_name(model_name, "model_name")
         self.version_name = validate_name(version_name, "version_name")
-        self.task = task
+        from ml_debugger.tasks import get_task  # the task registry builds on core.schema
+
+        self.task = get_task(task).name
         self.strict = strict
         self.store = store if store is not None else open_store()
         self.rank = rank_from_environment() if rank is None else int(rank)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import uuid
 from datetime import datetime, timezone
@@ -11,23 +10,23 @@ from typing import Any
 import pandas as pd
 
 from ml_debugger._version import __version__
-from ml_debugger.evaluator.analysis import Analysis, analyze
-from ml_debugger.evaluator.analysis.config import AnalysisConfig
-from ml_debugger.evaluator.loading import load_eval_data
-from ml_debugger.evaluator.result import HEATMAP_PREFIX, Result
+from ml_debugger.evaluator.result import Result
 from ml_debugger.exceptions import ConfigurationError, NoDataError
 from ml_debugger.names import validate_name
 from ml_debugger.store import StoredResult, TraceStore, open_store
 from ml_debugger.store.base import EvaluationRequest
-
-SUPPORTED_TASKS = ("classification",)
+from ml_debugger.tasks import get_task
 
 
 def normalize_n_epoch(n_epoch: object) -> str | int | None:
     """``n_epoch`` checked and as plain Python ("latest", an int, or None for all epochs)."""
     if n_epoch is None or isinstance(n_epoch, str) and n_epoch == "latest":
         return n_epoch
-    if isinstance(n_epoch, (bool, str)) or not isinstance(n_epoch, int) and not hasattr(n_epoch, "__index__"):
+    if (
+        isinstance(n_epoch, (bool, str))
+        or not isinstance(n_epoch, int) and not hasattr(n_epoch, "__index__")
+        or int(n_epoch) < 0
+    ):
         raise ConfigurationError(f"unknown n_epoch {n_epoch!r}; expected 'latest', an int >= 0, or None")
     return int(n_epoch)
 
@@ -45,30 +44,16 @@ def resolve_epochs(n_epoch: object, committed: list[int]) -> list[int]:
     return [epoch]
 
 
-def _tables_of(analysis: Analysis) -> dict[str, pd.DataFrame]:
-    tables = {
-        "metrics": analysis.metrics,
-        "categories": analysis.categories,
-        "issues": analysis.issues,
-        "hotspots": analysis.hotspots,
-        "samples": analysis.samples,
-        "codes": analysis.codes,
-    }
-    tables.update({HEATMAP_PREFIX + name: frame for name, frame in analysis.heatmaps.items()})
-    return tables
-
-
 def evaluate_version(
     store: TraceStore, model_name: str, version_name: str, request: EvaluationRequest, *, progress: bool = False
 ) -> StoredResult:
-    """Evaluate committed traces in this process and save the result in ``store`` (see ``TraceStore.evaluate``)."""
-    config = AnalysisConfig.from_kwargs(**request.thresholds)
+    """Evaluate committed traces in this process with the version's task and save the result in ``store``."""
+    task = get_task(store.model_task(model_name))
+    evaluation = task.evaluation()
+    config = evaluation.make_config(request.thresholds)
     n_epoch, result_name = request.n_epoch, request.result_name
     if result_name is not None:
         validate_name(result_name, "result_name")
-    task = store.model_task(model_name)
-    if task not in SUPPORTED_TASKS:
-        raise ConfigurationError(f"evaluating {task!r} models is not supported; supported: {SUPPORTED_TASKS}")
     committed = store.committed_epochs(model_name, version_name)
     if not committed:
         raise NoDataError(
@@ -76,31 +61,23 @@ def evaluate_version(
             "after tracing"
         )
     epochs = resolve_epochs(n_epoch, committed)
-    table = store.read_traces(model_name, version_name, epochs)
-    data, report = load_eval_data(table)
-    if len(data.samples) == 0:
-        raise NoDataError(f"no evaluable rows for {model_name}/{version_name} epochs {epochs}")
-    analysis = analyze(data, config, progress=progress)
+    output = evaluation.evaluate(store.read_traces(model_name, version_name, epochs), config, progress=progress)
     created = datetime.now(timezone.utc)
     name = result_name or f"eval-{created:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     meta = {
         "result_name": name,
         "model_name": model_name,
         "version_name": version_name,
-        "task": task,
+        "task": task.name,
         "n_epoch": "all" if n_epoch is None else str(n_epoch),
         "epochs": epochs,
-        "datasets": sorted(data.samples["dataset"].unique().tolist()),
-        "rows": len(data.samples),
-        "stored_rows": report.stored_rows,
-        "duplicates_removed": report.duplicates_removed,
-        "nonfinite_removed": report.nonfinite_removed,
-        "features": report.features,
-        "config": dataclasses.asdict(config),
+        "datasets": sorted(output.tables["samples"]["dataset"].unique().tolist()),
+        **output.meta,
+        "config": config.to_dict(),
         "created_at": created.isoformat(),
         "ml_debugger_version": __version__,
     }
-    stored = StoredResult(meta=meta, tables=_tables_of(analysis))
+    stored = StoredResult(meta=meta, tables=output.tables)
     store.save_result(model_name, version_name, name, stored)
     return stored
 
@@ -135,16 +112,19 @@ class Evaluator:
             progress: show a progress bar; by default when stderr is a terminal.
             **thresholds: analysis settings overriding the defaults (see the README).
         """
-        config = AnalysisConfig.from_kwargs(**thresholds)
         if result_name is not None:
             validate_name(result_name, "result_name")
+        n_epoch = normalize_n_epoch(n_epoch)
+        config = get_task(self.store.model_task(self.model_name)).evaluation().make_config(thresholds)
         request = EvaluationRequest(
             result_name=result_name,
-            n_epoch=normalize_n_epoch(n_epoch),
+            n_epoch=n_epoch,
             thresholds={name: getattr(config, name) for name in thresholds},
         )
         show = sys.stderr.isatty() if progress is None else progress
-        stored = self.store.evaluate(self.model_name, self.version_name, request, progress=show)
+        stored = self.store.submit_evaluation(self.model_name, self.version_name, request, progress=show)
+        if stored is None:
+            stored = evaluate_version(self.store, self.model_name, self.version_name, request, progress=show)
         return Result(stored.meta, stored.tables)
 
     def list_results(self) -> pd.DataFrame:

@@ -10,10 +10,6 @@ import pandas as pd
 from ml_debugger.evaluator.analysis.heatmaps import heatmap_matrix, plot_heatmap
 from ml_debugger.exceptions import ConfigurationError
 
-METRIC_COLUMNS = [
-    "dataset", "counts", "accuracy", "auroc", "auprc", "net_entropy_loss", "net_entropy",
-    "error_proba_auroc", "error_proba_auprc",
-]
 CATEGORY_COLUMNS = [
     "dataset", "stable_coverage_ratio", "operational_coverage_ratio", "hotspot_ratio",
     "recessive_hotspot_ratio", "critical_hotspot_ratio", "aleatoric_hotspot_ratio",
@@ -60,8 +56,11 @@ class Result:
         return frame.loc[frame["epoch"] == latest, columns].reset_index(drop=True)
 
     def metrics_summary(self, by_epoch: bool = False) -> pd.DataFrame:
-        """Per dataset: counts, accuracy, auroc, auprc, net_entropy_loss, net_entropy, error_proba_auroc/auprc."""
-        return self._latest_per_dataset(self._tables["metrics"], METRIC_COLUMNS, by_epoch)
+        """Per dataset, the task's metrics (classification: counts, accuracy, auroc, auprc,
+        net_entropy_loss, net_entropy, error_proba_auroc, error_proba_auprc)."""
+        metrics = self._tables["metrics"]
+        columns = ["dataset", *(c for c in metrics.columns if c not in ("dataset", "epoch"))]
+        return self._latest_per_dataset(metrics, columns, by_epoch)
 
     def issue_category_summary(self, by_epoch: bool = False) -> pd.DataFrame:
         """Per dataset: the share of units in each of the six issue categories (rows sum to 1)."""

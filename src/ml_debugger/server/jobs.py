@@ -12,6 +12,7 @@ import threading
 from dataclasses import asdict
 from typing import Any
 
+from ml_debugger.evaluator.evaluator import evaluate_version
 from ml_debugger.exceptions import MLDebuggerError
 from ml_debugger.store.base import EvaluationRequest
 from ml_debugger.store.local import LocalStore
@@ -64,8 +65,6 @@ class JobRunner:
         return self._store.catalog.job(job_id)
 
     def _run(self) -> None:
-        import ml_debugger.evaluator  # noqa: F401 - load the analysis (scikit-learn) off the startup path
-
         while (job_id := self._queue.get()) is not _STOP:
             try:
                 self._execute(job_id)
@@ -78,7 +77,7 @@ class JobRunner:
         catalog.update_job(job_id, "running")
         request = EvaluationRequest(**job["request"])
         try:
-            stored = self._store.evaluate(job["model"], job["version"], request)
+            stored = evaluate_version(self._store, job["model"], job["version"], request)
         except MLDebuggerError as exc:
             logger.info("evaluation job %s failed: %s", job_id, exc)
             catalog.update_job(job_id, "failed", error_type=type(exc).__name__, error_message=str(exc))

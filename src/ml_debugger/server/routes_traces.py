@@ -17,6 +17,7 @@ from ml_debugger.server.context import ServerContext, context
 from ml_debugger.server.errors import ApiProblem
 from ml_debugger.server.uploads import check_part, read_part, receive_body
 from ml_debugger.store.base import PartInfo, PartKey
+from ml_debugger.tasks import get_task
 
 router = APIRouter()
 Context = Annotated[ServerContext, Depends(context)]
@@ -24,7 +25,7 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
 class VersionIn(BaseModel):
-    task: str = Field(description="the task of the traces: classification, detection, detection3d")
+    task: str = Field(description="the task of the traces, a registered task name (classification, ...)")
 
 
 class PartRef(BaseModel):
@@ -53,7 +54,7 @@ def names(model: str, version: str) -> tuple[str, str]:
 @router.put("/models/{model}/versions/{version}", summary="Create a model version (idempotent)")
 def register_version(model: str, version: str, body: VersionIn, ctx: Context) -> dict:
     model, version = names(model, version)
-    task = validate_name(body.task, "task")
+    task = get_task(body.task).name
     try:
         registered = ctx.store.model_task(model)
     except NoDataError:

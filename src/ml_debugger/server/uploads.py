@@ -2,8 +2,8 @@
 
 A body is a Parquet file or an Arrow IPC file or stream, recognised by its magic bytes. Checks:
 the declared size and SHA-256 (``X-Content-SHA256``) and row count (``rows``) when the client
-sends them, readability (truncated or corrupt -> 400), and the schema: every common trace column
-with its type, the task's columns, and partition columns equal to the URL's (-> 422).
+sends them, readability (truncated or corrupt -> 400), the task's trace schema (column types,
+nulls and value ranges, see ``ml_debugger.tasks``), and partition columns equal to the URL's (-> 422).
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 from fastapi import Request
 
-from ml_debugger.core.schema import COMMON_FIELDS
 from ml_debugger.exceptions import TraceValidationError
 from ml_debugger.server.errors import ApiProblem
 from ml_debugger.store.base import PartKey
-
-TASK_COLUMNS = {"classification": ("label", "scores", "score_type")}
+from ml_debugger.tasks import get_task
 _DISCARD_FACTOR = 4  # an oversized body is read (and dropped) up to this many limits, so the client sees the 413
 
 
@@ -101,16 +99,7 @@ def check_part(table: pa.Table, key: PartKey, task: str, run_id: str, rank: int,
         raise TraceValidationError(f"the part has {table.num_rows} rows; the client sent rows={rows}")
     if table.num_rows == 0:
         raise TraceValidationError("the part has no rows")
-    problems = []
-    for field in COMMON_FIELDS:
-        if field.name not in table.column_names:
-            problems.append(f"missing column {field.name!r} ({field.type})")
-        elif table.schema.field(field.name).type != field.type:
-            problems.append(f"column {field.name!r} is {table.schema.field(field.name).type}, expected {field.type}")
-    problems += [f"missing column {name!r} of {task} traces" for name in TASK_COLUMNS.get(task, ()) if
-                 name not in table.column_names]
-    if problems:
-        raise TraceValidationError("the part does not have the trace schema: " + "; ".join(problems))
+    get_task(task).schema.check(table)
     expected = {
         "model_name": key.model_name, "version_name": key.version_name, "dataset_type": key.dataset_type,
         "epoch": key.epoch, "run_id": run_id, "rank": rank,

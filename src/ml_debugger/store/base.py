@@ -56,17 +56,12 @@ class EvaluationRequest:
 class TraceStore(ABC):
     """Operations the tracers, callbacks and the evaluator need from a store."""
 
-    def evaluate(
+    def submit_evaluation(
         self, model_name: str, version_name: str, request: EvaluationRequest, *, progress: bool = False
-    ) -> StoredResult:
-        """Evaluate committed traces and save the result under its name; return the stored result.
-
-        By default the evaluation runs in this process on ``read_traces`` and ``save_result``; a
-        store backed by a server overrides this to run it there.
-        """
-        from ml_debugger.evaluator.evaluator import evaluate_version  # the evaluator builds on this module
-
-        return evaluate_version(self, model_name, version_name, request, progress=progress)
+    ) -> StoredResult | None:
+        """Run an evaluation where the traces live when that is not this process, and return its
+        stored result; ``None`` (the default) means the caller evaluates here, on ``read_traces``."""
+        return None
 
     @abstractmethod
     def register_version(self, model_name: str, version_name: str, task: str) -> None:

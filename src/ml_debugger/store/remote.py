@@ -66,7 +66,7 @@ class RemoteStore(TraceStore):
         endpoint, api_key: the server (``MLD_API_ENDPOINT``) and the key (``MLD_API_KEY``).
         home: ``MLD_HOME``; the spool is ``<home>/spool/<endpoint id>``.
         upload_timeout: seconds ``commit_parts`` (``wait_for_save``) waits for the upload.
-        evaluation_timeout: seconds ``evaluate`` waits for the server's evaluation job.
+        evaluation_timeout: seconds ``submit_evaluation`` waits for the server's evaluation job.
         request_timeout: seconds for one HTTP request.
         backoff: the retry policy of uploads and reads.
         transport: an httpx transport instead of the network (tests, instrumentation).
@@ -216,7 +216,7 @@ class RemoteStore(TraceStore):
         payload = self._get_json(version_path(model_name, version_name) + "/results")
         return pd.DataFrame(payload["results"], columns=payload["columns"])
 
-    def evaluate(
+    def submit_evaluation(
         self, model_name: str, version_name: str, request: EvaluationRequest, *, progress: bool = False
     ) -> StoredResult:
         """Run the evaluation as a job on the server, poll it, and fetch the stored result."""

@@ -8,10 +8,10 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 
+from ml_debugger.core.ids import as_id_vector
 from ml_debugger.core.schema import fixed_size_list
 from ml_debugger.exceptions import TraceValidationError
-
-SCORE_TYPES = ("logits", "probabilities")
+from ml_debugger.tasks.classification.schema import LABEL, LOSS, SCORE_TYPES, SCORES_VALUE_TYPE
 _PROBABILITY_TOLERANCE = 1e-3
 
 
@@ -50,10 +50,10 @@ class ClassificationBatch:
         labels = np.concatenate([b.labels for b in batches])
         score_type = batches[0].score_type
         columns: dict[str, pa.Array | pa.ChunkedArray] = {
-            "label": pa.array(labels, type=pa.int64()),
-            "scores": fixed_size_list(scores, pa.float32()),
+            LABEL.name: pa.array(labels, type=LABEL.type),
+            "scores": fixed_size_list(scores, SCORES_VALUE_TYPE),
             "score_type": pa.repeat(pa.scalar(score_type), len(labels)).dictionary_encode(),
-            "loss": pa.array(per_sample_loss(scores, labels, score_type), type=pa.float32()),
+            LOSS.name: pa.array(per_sample_loss(scores, labels, score_type), type=LOSS.type),
         }
         if batches[0].features is not None:
             value_type = pa.from_numpy_dtype(batches[0].features.dtype)
@@ -101,8 +101,8 @@ def make_classification_batch(
     scores = _as_score_matrix(scores, score_type)
     batch = scores.shape[0]
     labels = _as_labels(labels, batch, scores.shape[1])
-    input_hashes = _as_id_vector(input_hashes, batch, "input_hashes")
-    input_ids = input_hashes if input_ids is None else _as_id_vector(input_ids, batch, "input_ids")
+    input_hashes = as_id_vector(input_hashes, batch, "input_hashes")
+    input_ids = input_hashes if input_ids is None else as_id_vector(input_ids, batch, "input_ids")
     if features is not None:
         features = _as_features(features, batch)
     finite = np.isfinite(scores).all(axis=1)
@@ -162,32 +162,6 @@ def _as_labels(labels: np.ndarray, batch: int, n_classes: int) -> np.ndarray:
             f"got {sorted(set(bad.tolist()))[:10]}"
         )
     return labels
-
-
-def _as_id_vector(values: object, batch: int, field: str) -> np.ndarray:
-    array = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    if array.ndim != 1:
-        raise TraceValidationError(f"{field} must be one id per sample, shape (batch,); got shape {array.shape}")
-    if len(array) != batch:
-        raise TraceValidationError(f"{field} has {len(array)} entries but the model output has {batch} rows")
-    if array.dtype.kind in "iuU":  # the common cases, vectorised
-        return array.astype(str).astype(object)
-    if array.dtype == object and all(type(v) is str for v in array):
-        return array.copy()
-    out = np.empty(batch, dtype=object)
-    for i, value in enumerate(array.tolist()):
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", errors="replace")
-        if value is None or isinstance(value, (list, tuple, dict, float)) and not _is_integral(value):
-            raise TraceValidationError(f"{field}[{i}] must be an int or a string; got {value!r}")
-        out[i] = str(int(value)) if isinstance(value, float) else str(value)
-    return out
-
-
-def _is_integral(value: object) -> bool:
-    return isinstance(value, float) and value.is_integer()
 
 
 def _as_features(features: np.ndarray, batch: int) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml_debugger.core import make_classification_batch
-from ml_debugger.core.classification import per_sample_loss
+from ml_debugger.tasks.classification import make_classification_batch
+from ml_debugger.tasks.classification.batch import per_sample_loss
 from ml_debugger.exceptions import TraceValidationError
 
 

@@ -1,0 +1,143 @@
+"""2-D detection rows: the standard per-image record, its validation and its Arrow columns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from ml_debugger.core.schema import fixed_size_list
+from ml_debugger.exceptions import TraceValidationError
+from ml_debugger.tasks.detection2d import schema as S
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The post-processing settings the predictions were made with (``None``: not applied/unknown)."""
+
+    score_thresh: float | None = None
+    iou_thresh: float | None = None
+    max_detections: int | None = None
+
+
+@dataclass(frozen=True)
+class ImagePredictions:
+    """One image's detections: ``boxes`` ``(m, 4)`` xyxy pixels, ``scores`` ``(m,)``, ``labels``
+    ``(m,)`` class ids, optional ``features`` ``(m, d)`` (one vector per detection)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    features: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ImageTargets:
+    """One image's ground truth: ``boxes`` ``(n, 4)`` xyxy pixels, ``labels`` ``(n,)``, ``iscrowd``
+    ``(n,)`` (crowd regions are ignored as COCO does), ``area`` ``(n,)`` (COCO's object area; the
+    box area when none is given), optional ``features`` ``(n, d)`` (one vector per object)."""
+
+    boxes: np.ndarray
+    labels: np.ndarray
+    iscrowd: np.ndarray
+    area: np.ndarray
+    features: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class DetectionBatch:
+    """A validated batch of 2-D detection rows (one per image)."""
+
+    task: ClassVar[str] = "detection2d"
+    predictions: tuple[ImagePredictions, ...]
+    targets: tuple[ImageTargets, ...]
+    image_sizes: np.ndarray  # (batch, 2) int32 width, height
+    image_features: np.ndarray | None
+    thresholds: Thresholds
+    label_names: tuple[str, ...] | None
+    input_ids: np.ndarray
+    input_hashes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+    @property
+    def schema_key(self) -> tuple:
+        """Batches with equal keys have equal column types and can share a part file."""
+
+        def feature_key(arrays: Sequence[np.ndarray | None]) -> tuple | None:
+            first = next((a for a in arrays if a is not None), None)
+            return None if first is None else (first.shape[1], first.dtype.str)
+
+        image = None if self.image_features is None else (self.image_features.shape[1], self.image_features.dtype.str)
+        return (
+            self.task,
+            feature_key([p.features for p in self.predictions]),
+            feature_key([t.features for t in self.targets]),
+            image,
+            self.label_names is not None,
+        )
+
+    @classmethod
+    def columns(cls, batches: list[DetectionBatch]) -> dict[str, pa.Array | pa.ChunkedArray]:
+        """The task's Arrow columns for the rows of ``batches`` (equal ``schema_key``), in order."""
+        predictions = [p for b in batches for p in b.predictions]
+        targets = [t for b in batches for t in b.targets]
+        sizes = np.concatenate([b.image_sizes for b in batches])
+        rows = len(predictions)
+        columns: dict[str, pa.Array | pa.ChunkedArray] = {
+            "image_width": pa.array(sizes[:, 0], type=S.IMAGE_SIZE),
+            "image_height": pa.array(sizes[:, 1], type=S.IMAGE_SIZE),
+            "gt_boxes": _boxes([t.boxes for t in targets]),
+            "gt_labels": _lists([t.labels for t in targets], pa.int64()),
+            "gt_iscrowd": _lists([t.iscrowd for t in targets], pa.bool_()),
+            "gt_area": _lists([t.area for t in targets], pa.float32()),
+            "pred_boxes": _boxes([p.boxes for p in predictions]),
+            "pred_scores": _lists([p.scores for p in predictions], pa.float32()),
+            "pred_labels": _lists([p.labels for p in predictions], pa.int64()),
+        }
+        if any(t.features is not None for t in targets):
+            columns["gt_features"] = _feature_lists([t.features for t in targets], [len(t.labels) for t in targets])
+        if any(p.features is not None for p in predictions):
+            columns["pred_features"] = _feature_lists(
+                [p.features for p in predictions], [len(p.labels) for p in predictions]
+            )
+        if batches[0].image_features is not None:
+            features = np.concatenate([b.image_features for b in batches])
+            columns["image_features"] = fixed_size_list(features, pa.from_numpy_dtype(features.dtype))
+        columns.update(_thresholds(batches, rows))
+        if batches[0].label_names is not None:
+            names = pa.array([list(b.label_names) for b in batches], type=S.LABEL_NAMES)
+            columns["label_names"] = names.take(pa.array(np.repeat(np.arange(len(batches)), [len(b) for b in batches])))
+        return columns
+
+
+def _offsets(counts: Sequence[int]) -> pa.Array:
+    return pa.array(np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int32))
+
+
+def _lists(arrays: Sequence[np.ndarray], value_type: pa.DataType) -> pa.ListArray:
+    values = np.concatenate(arrays) if arrays else np.zeros(0)
+    return pa.ListArray.from_arrays(_offsets([len(a) for a in arrays]), pa.array(values, type=value_type))
+
+
+def _boxes(arrays: Sequence[np.ndarray]) -> pa.ListArray:
+    values = np.concatenate(arrays).astype(np.float32) if arrays else np.zeros((0, 4), np.float32)
+    return pa.ListArray.from_arrays(_offsets([len(a) for a in arrays]), fixed_size_list(values, pa.float32()))
+
+
+def _feature_lists(arrays: Sequence[np.ndarray | None], counts: Sequence[int]) -> pa.ListArray:
+    values = np.concatenate(arrays)  # a batch has features for every image or for none (validated)
+    return pa.ListArray.from_arrays(_offsets(counts), fixed_size_list(values, pa.from_numpy_dtype(values.dtype)))
+
+
+def _thresholds(batches: list[DetectionBatch], rows: int) -> dict[str, pa.Array]:
+    per_row = np.repeat(np.arange(len(batches)), [len(b) for b in batches])
+    out = {}
+    for name, data_type in (("score_thresh", S.THRESHOLD), ("iou_thresh", S.THRESHOLD), ("max_detections", S.MAX_DETECTIONS)):
+        values = pa.array([getattr(b.thresholds, name) for b in batches], type=data_type)
+        out[name] = values.take(pa.array(per_row)) if rows else values.slice(0, 0)
+    return out

@@ -1,0 +1,121 @@
+"""The columns of a 2-D detection trace row (one row per image).
+
+Boxes are ``[x1, y1, x2, y2]`` in pixels of the original input image; lists of one image's
+objects are Arrow list columns, so the parts stay readable by DuckDB, Polars and Spark.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ml_debugger.tasks._schema import Column, TraceSchema, ValueCheck, exactly, fixed_size_list_of, list_of
+
+BOX = pa.list_(pa.float32(), 4)
+BOXES = pa.list_(BOX)
+LABELS = pa.list_(pa.int64())
+SCORES = pa.list_(pa.float32())
+FLAGS = pa.list_(pa.bool_())
+AREAS = pa.list_(pa.float32())
+FEATURE_TYPES = (pa.float16(), pa.float32())
+IMAGE_SIZE = pa.int32()
+THRESHOLD = pa.float32()
+MAX_DETECTIONS = pa.int32()
+LABEL_NAMES = pa.list_(pa.string())
+
+GT_COLUMNS = ("gt_boxes", "gt_labels", "gt_iscrowd", "gt_area")
+PRED_COLUMNS = ("pred_boxes", "pred_scores", "pred_labels")
+
+
+def _same_lengths(columns: tuple[str, ...], optional: str) -> ValueCheck:
+    """Every row has as many items in each of ``columns`` (and ``optional`` when present)."""
+
+    def check(table: pa.Table) -> str | None:
+        names = [c for c in (*columns, optional) if c in table.column_names]
+        reference = pc.list_value_length(table.column(names[0]))
+        for name in names[1:]:
+            lengths = pc.list_value_length(table.column(name))
+            if not pc.all(pc.equal(lengths, reference)).as_py():
+                return f"column {name!r} has a different number of items than {names[0]!r} in some rows"
+        return None
+
+    return check
+
+
+def _valid_boxes(name: str) -> ValueCheck:
+    def check(table: pa.Table) -> str | None:
+        values = pc.list_flatten(pc.list_flatten(table.column(name)))
+        if len(values) == 0:
+            return None
+        if not pc.all(pc.is_finite(values)).as_py():
+            return f"column {name!r} has NaN or infinite coordinates"
+        corners = values.to_numpy().reshape(-1, 4)
+        if (corners[:, 2] < corners[:, 0]).any() or (corners[:, 3] < corners[:, 1]).any():
+            return f"column {name!r} has boxes with x2 < x1 or y2 < y1; boxes are [x1, y1, x2, y2]"
+        return None
+
+    return check
+
+
+def _nonnegative_items(name: str) -> ValueCheck:
+    def check(table: pa.Table) -> str | None:
+        smallest = pc.min(pc.list_flatten(table.column(name))).as_py()
+        return None if smallest is None or smallest >= 0 else f"column {name!r} has negative values ({smallest})"
+
+    return check
+
+
+def _finite_items(name: str) -> ValueCheck:
+    def check(table: pa.Table) -> str | None:
+        values = pc.list_flatten(table.column(name))
+        return None if pc.all(pc.is_finite(values)).as_py() in (True, None) else f"column {name!r} has NaN or infinite values"
+
+    return check
+
+
+def _positive_sizes(table: pa.Table) -> str | None:
+    for name in ("image_width", "image_height"):
+        smallest = pc.min(table.column(name)).as_py()
+        if smallest is not None and smallest <= 0:
+            return f"column {name!r} has values <= 0 ({smallest}); expected the image size in pixels"
+    return None
+
+
+def _feature_column(name: str, expected: str, required: bool = False) -> Column:
+    return Column(name, expected, list_of(fixed_size_list_of(*FEATURE_TYPES)), required=required)
+
+
+SCHEMA = TraceSchema(
+    columns=(
+        Column("image_width", "int32 pixels", exactly(IMAGE_SIZE)),
+        Column("image_height", "int32 pixels", exactly(IMAGE_SIZE)),
+        Column("gt_boxes", "list<fixed_size_list<float32>[4]> xyxy", exactly(BOXES)),
+        Column("gt_labels", "list<int64>", exactly(LABELS)),
+        Column("gt_iscrowd", "list<bool>", exactly(FLAGS)),
+        Column("gt_area", "list<float32>", exactly(AREAS)),
+        Column("pred_boxes", "list<fixed_size_list<float32>[4]> xyxy", exactly(BOXES)),
+        Column("pred_scores", "list<float32>", exactly(SCORES)),
+        Column("pred_labels", "list<int64>", exactly(LABELS)),
+        _feature_column("gt_features", "list<fixed_size_list<float16 or float32>[d]>"),
+        _feature_column("pred_features", "list<fixed_size_list<float16 or float32>[d]>"),
+        Column("image_features", "fixed_size_list<float16 or float32>[d]", fixed_size_list_of(*FEATURE_TYPES),
+               required=False),
+        Column("score_thresh", "float32", exactly(THRESHOLD), nullable=True),
+        Column("iou_thresh", "float32", exactly(THRESHOLD), nullable=True),
+        Column("max_detections", "int32", exactly(MAX_DETECTIONS), nullable=True),
+        Column("label_names", "list<string> (the name of class i at position i)", exactly(LABEL_NAMES),
+               nullable=True, required=False),
+    ),
+    checks=(
+        _positive_sizes,
+        _same_lengths(GT_COLUMNS, "gt_features"),
+        _same_lengths(PRED_COLUMNS, "pred_features"),
+        _valid_boxes("gt_boxes"),
+        _valid_boxes("pred_boxes"),
+        _nonnegative_items("gt_labels"),
+        _nonnegative_items("pred_labels"),
+        _nonnegative_items("gt_area"),
+        _finite_items("gt_area"),
+        _finite_items("pred_scores"),
+    ),
+)
