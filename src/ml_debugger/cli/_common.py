@@ -43,3 +43,11 @@ def evaluator(args: argparse.Namespace):
     from ml_debugger.store import open_store
 
     return Evaluator(args.model_name, args.version_name, store=open_store(settings(args)))
+
+
+def import_formats(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The sub-commands of ``mldebugger import`` (made on first use), one per format."""
+    if "import" not in commands.choices:
+        parser = commands.add_parser("import", help="record predictions made elsewhere as a committed epoch")
+        parser.set_defaults(formats=parser.add_subparsers(dest="format", required=True))
+    return commands.choices["import"].get_default("formats")
