@@ -43,27 +43,41 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def load_eval_data(table: pa.Table) -> tuple[EvalData, LoadReport]:
-    """De-duplicate stored rows and turn them into analysis-ready arrays.
+def latest_rows(table: pa.Table) -> np.ndarray:
+    """Positions of the rows to keep: one per ``(input_id, dataset_type, epoch)``, the latest.
 
-    Rows with the same ``(input_id, dataset_type, epoch)`` (several ranks, distributed-sampler
-    padding, re-runs, several validations in one epoch) are reduced to the latest one (highest
-    ``global_step``, then newest ``timestamp``). Rows whose outputs are NaN or inf are removed
-    with a warning; the count is kept in the report.
+    Several ranks, distributed-sampler padding, re-runs and several validations in one epoch
+    leave several rows of a unit; the one with the highest ``global_step``, then the newest
+    ``timestamp``, then the last stored, is kept. Positions are sorted by dataset, epoch and
+    stored order. Every task de-duplicates this way.
     """
     meta = pd.DataFrame({
         "input_id": table.column("input_id").to_numpy(zero_copy_only=False),
-        "input_hash": table.column("input_hash").to_numpy(zero_copy_only=False),
         "dataset": table.column("dataset_type").to_numpy(zero_copy_only=False),
         "epoch": table.column("epoch").to_numpy().astype(np.int64),
         "global_step": pd.array(table.column("global_step").to_pylist(), dtype="Int64"),
-        "label": table.column("label").to_numpy().astype(np.int64),
         "timestamp": table.column("timestamp").to_numpy(),
     })
     meta["_row"] = np.arange(len(meta))
     meta = meta.sort_values(["global_step", "timestamp", "_row"], na_position="first", kind="stable")
     kept = meta.drop_duplicates(DEDUP_KEY, keep="last").sort_values(["dataset", "epoch", "_row"], kind="stable")
-    rows = kept["_row"].to_numpy()
+    return kept["_row"].to_numpy()
+
+
+def load_eval_data(table: pa.Table) -> tuple[EvalData, LoadReport]:
+    """De-duplicate stored rows (`latest_rows`) and turn them into analysis-ready arrays.
+
+    Rows whose outputs are NaN or inf are removed with a warning; the count is kept in the report.
+    """
+    rows = latest_rows(table)
+    kept = pd.DataFrame({
+        "input_id": table.column("input_id").to_numpy(zero_copy_only=False)[rows],
+        "input_hash": table.column("input_hash").to_numpy(zero_copy_only=False)[rows],
+        "dataset": table.column("dataset_type").to_numpy(zero_copy_only=False)[rows],
+        "epoch": table.column("epoch").to_numpy().astype(np.int64)[rows],
+        "global_step": pd.array(table.column("global_step").to_pylist(), dtype="Int64")[rows],
+        "label": table.column("label").to_numpy().astype(np.int64)[rows],
+    })
 
     scores = _matrix(table.column("scores"), rows, "scores").astype(np.float64)
     score_types = table.column("score_type").to_numpy(zero_copy_only=False)[rows].astype(str)
@@ -95,8 +109,7 @@ def load_eval_data(table: pa.Table) -> tuple[EvalData, LoadReport]:
             stacklevel=3,
         )
 
-    samples = kept.drop(columns=["_row", "timestamp"]).reset_index(drop=True)
-    samples = samples[finite].reset_index(drop=True)
+    samples = kept[finite].reset_index(drop=True)
     data = EvalData(
         samples=samples,
         probabilities=probabilities[finite],

@@ -10,8 +10,27 @@ from typing import Any
 from ml_debugger.exceptions import ConfigurationError
 
 
+class Settings:
+    """What every task's analysis settings offer: building from keyword arguments, and a dict."""
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> Any:
+        """Build the settings from keyword arguments, rejecting unknown keys and bad values."""
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(kwargs) - set(valid))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown analysis option {unknown[0]!r}; expected one of: {', '.join(valid)}"
+            )
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (JSON-serialisable)."""
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class AnalysisConfig:
+class AnalysisConfig(Settings):
     """Thresholds and parameters of `analyze`; every field has a default and is validated.
 
     Signals (passed on to ``compute_signals``):
@@ -81,31 +100,12 @@ class AnalysisConfig:
             raise ConfigurationError(
                 f"reference_dataset must be a non-empty string; got {self.reference_dataset!r}"
             )
-        for name, (low, high) in _INT_RANGES.items():
-            _check_int(name, getattr(self, name), low, high)
-        for name, (low, high, low_open) in _FLOAT_RANGES.items():
-            _check_float(name, getattr(self, name), low, high, low_open)
+        check_ranges(self, _INT_RANGES, _FLOAT_RANGES)
         if self.max_cluster_points < self.min_cluster_size:
             raise ConfigurationError(
                 f"max_cluster_points ({self.max_cluster_points}) must be at least "
                 f"min_cluster_size ({self.min_cluster_size})"
             )
-
-    @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> AnalysisConfig:
-        """Build a config from keyword arguments, rejecting unknown keys and bad values."""
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(kwargs) - set(valid))
-        if unknown:
-            raise ConfigurationError(
-                f"unknown analysis option {unknown[0]!r}; expected one of: {', '.join(valid)}"
-            )
-        return cls(**kwargs)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The configuration as a plain dict (JSON-serialisable)."""
-        return asdict(self)
-
 
 # name -> (minimum, maximum) inclusive
 _INT_RANGES: dict[str, tuple[int, int | None]] = {
@@ -134,7 +134,20 @@ _FLOAT_RANGES: dict[str, tuple[float, float | None, bool]] = {
 }
 
 
-def _check_int(name: str, value: Any, low: int, high: int | None) -> None:
+def check_ranges(
+    settings: Any,
+    int_ranges: dict[str, tuple[int, int | None]],
+    float_ranges: dict[str, tuple[float, float | None, bool]],
+) -> None:
+    """Check every named field of ``settings``: ints ``(minimum, maximum)`` inclusive (None: no
+    maximum), floats ``(minimum, maximum, minimum excluded)``; ConfigurationError naming the field."""
+    for name, (low, high) in int_ranges.items():
+        check_int(name, getattr(settings, name), low, high)
+    for name, (low, high, low_open) in float_ranges.items():
+        check_float(name, getattr(settings, name), low, high, low_open)
+
+
+def check_int(name: str, value: Any, low: int, high: int | None) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ConfigurationError(f"{name} must be an integer; got {value!r}")
     if value < low or (high is not None and value > high):
@@ -142,7 +155,7 @@ def _check_int(name: str, value: Any, low: int, high: int | None) -> None:
         raise ConfigurationError(f"{name} must be {bound}; got {value}")
 
 
-def _check_float(name: str, value: Any, low: float, high: float | None, low_open: bool) -> None:
+def check_float(name: str, value: Any, low: float, high: float | None, low_open: bool) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
         raise ConfigurationError(f"{name} must be a number; got {value!r}")
     too_low = value <= low if low_open else value < low

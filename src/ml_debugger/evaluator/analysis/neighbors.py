@@ -142,3 +142,19 @@ class _Pool:
         below = np.searchsorted(self.sorted_distances, distance, side="left")
         at_or_below = np.searchsorted(self.sorted_distances, distance, side="right")
         return 50.0 * (below + at_or_below) / len(self.sorted_distances)
+
+
+def embed_per_epoch(features: np.ndarray, samples: pd.DataFrame, n_components: int, random_state: int) -> np.ndarray:
+    """Reduce each epoch's features on their own: every epoch's model has its own feature space.
+
+    Epochs whose reduction keeps fewer dimensions are zero-padded, which leaves distances unchanged.
+    """
+    parts = {
+        epoch: reduce_features(features[rows], n_components, random_state)
+        for epoch, rows in samples.groupby("epoch", sort=True).indices.items()
+    }
+    width = max((part.shape[1] for part in parts.values()), default=min(n_components, features.shape[1]))
+    embedding = np.zeros((len(samples), width), dtype=np.float32)
+    for epoch, rows in samples.groupby("epoch", sort=True).indices.items():
+        embedding[rows, : parts[epoch].shape[1]] = parts[epoch]
+    return embedding

@@ -16,8 +16,8 @@ from ml_debugger.evaluator.analysis.error_proba import cross_fitted_error_proba
 from ml_debugger.evaluator.analysis.label_issues import find_label_issues
 from ml_debugger.evaluator.analysis.neighbors import (
     NEIGHBOR_COLUMNS,
+    embed_per_epoch,
     neighbor_signals,
-    reduce_features,
 )
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def compute_signals(
         embedding = None
         if has_features:
             bar.set_postfix_str("neighbours")
-            embedding = _embed_per_epoch(data.features, samples, n_components, random_state)
+            embedding = embed_per_epoch(data.features, samples, n_components, random_state)
             bar.update()
             neighbors = neighbor_signals(
                 embedding, samples, correct,
@@ -116,19 +116,3 @@ def compute_signals(
         table = table.join(training_dynamics(samples, data.probabilities, correct))
         bar.update()
     return Signals(table=table.loc[:, list(SIGNAL_COLUMNS)], embedding=embedding)
-
-
-def _embed_per_epoch(features: np.ndarray, samples: pd.DataFrame, n_components: int, random_state: int) -> np.ndarray:
-    """Reduce each epoch's features on their own: every epoch's model has its own feature space.
-
-    Epochs whose reduction keeps fewer dimensions are zero-padded, which leaves distances unchanged.
-    """
-    parts = {
-        epoch: reduce_features(features[rows], n_components, random_state)
-        for epoch, rows in samples.groupby("epoch", sort=True).indices.items()
-    }
-    width = max((part.shape[1] for part in parts.values()), default=min(n_components, features.shape[1]))
-    embedding = np.zeros((len(samples), width), dtype=np.float32)
-    for epoch, rows in samples.groupby("epoch", sort=True).indices.items():
-        embedding[rows, : parts[epoch].shape[1]] = parts[epoch]
-    return embedding
