@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,33 +30,38 @@ def cross_fitted_error_proba(
     *,
     n_folds: int = 5,
     random_state: int = 0,
+    features: Sequence[str] = ERROR_FEATURES,
+    fallback: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Out-of-fold probability that each unit is an error, learned from its ``ERROR_FEATURES``.
+    """Out-of-fold probability that each unit is an error, learned from its ``features`` signals
+    (classification: ``ERROR_FEATURES``; another task passes its own).
 
     Units are split into ``n_folds`` folds by ``group_folds`` (whole ``groups``, the input_ids,
     per fold), so that no unit, and no other epoch of the same input, is scored by a model fitted
     on it. Each fold is scored by gradient-boosted trees (NaN-safe) fitted on the other folds.
-    With fewer than ``n_folds`` errors, correct units or groups, ``1 - confidence`` is returned
-    instead; so is it for a fold whose training part holds a single outcome.
+    With fewer than ``n_folds`` errors, correct units or groups, ``fallback`` (by default
+    ``1 - confidence``) is returned instead; so is it for a fold whose training part holds a
+    single outcome.
     """
     error = np.asarray(error, dtype=bool)
-    fallback = 1.0 - signals["confidence"].to_numpy(dtype=np.float64)
+    if fallback is None:
+        fallback = 1.0 - signals["confidence"].to_numpy(dtype=np.float64)
     n_errors = int(error.sum())
     n_correct = len(error) - n_errors
     if min(n_errors, n_correct, len(pd.unique(groups))) < n_folds:
         logger.info(
-            "error_proba is 1 - confidence: %d errors, %d correct units for %d folds",
+            "error_proba is the fallback: %d errors, %d correct units for %d folds",
             n_errors, n_correct, n_folds,
         )
         return fallback
-    x = signals.loc[:, list(ERROR_FEATURES)].to_numpy(dtype=np.float32)
+    x = signals.loc[:, list(features)].to_numpy(dtype=np.float32)
     x = x[:, ~np.isnan(x).all(axis=0)]  # e.g. the neighbour signals without features
     fold = group_folds(error, groups, n_folds, random_state)
-    out = fallback.copy()
+    out = np.array(fallback, dtype=np.float64)
     for k in range(n_folds):
         train, test = fold != k, fold == k
         if error[train].all() or not error[train].any():
-            logger.info("error_proba: fold %d trains on one outcome; 1 - confidence used", k)
+            logger.info("error_proba: fold %d trains on one outcome; the fallback is used", k)
             continue
         # Small trees on a few columns gain nothing from threads, and OpenMP threads slow
         # down badly when the cores are shared with other work.

@@ -38,7 +38,7 @@ def classification_metrics(
     gold = proba[np.arange(n), labels]
     errors = proba.argmax(axis=1) != labels
     auroc, auprc = _macro_ovr(labels, proba)
-    err_auroc, err_auprc = _binary_scores(errors, np.asarray(error_proba, dtype=np.float64))
+    err_auroc, err_auprc = binary_scores(errors, np.asarray(error_proba, dtype=np.float64))
     return {
         "counts": n,
         "accuracy": float(1.0 - errors.mean()),
@@ -51,7 +51,7 @@ def classification_metrics(
     }
 
 
-def _binary_scores(positive: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+def binary_scores(positive: np.ndarray, score: np.ndarray) -> tuple[float, float]:
     """ROC AUC and average precision of ``score`` for ``positive``; NaN when one side is empty."""
     n_pos = int(positive.sum())
     if n_pos == 0 or n_pos == len(positive):
@@ -63,7 +63,7 @@ def _macro_ovr(labels: np.ndarray, proba: np.ndarray) -> tuple[float, float]:
     """Macro one-vs-rest ROC AUC and average precision over the classes that can be scored."""
     aurocs, auprcs = [], []
     for c in np.unique(labels):
-        auroc, auprc = _binary_scores(labels == c, proba[:, c])
+        auroc, auprc = binary_scores(labels == c, proba[:, c])
         if not np.isnan(auroc):
             aurocs.append(auroc)
             auprcs.append(auprc)
