@@ -36,14 +36,14 @@ def _place(rng: np.random.Generator, w: np.ndarray, h: np.ndarray, integer: bool
 
 
 def random_detection_set(
-    seed: int, n_images: int = 40, n_classes: int = 5, max_gt: int = 20, max_dt: int = 150
+    seed: int, n_images: int = 40, n_classes: int = 5, max_gt: int = 20, max_dt: int = 150, tied_scores: bool = True
 ) -> DetectionSet:
     """A small set that exercises every rule of COCOeval and tidecv.
 
     Per image 0-20 GTs of several (non-contiguous) classes, some crowds and a user ``area`` that
     differs from the box area; 0-150 detections: jittered copies of GTs (tight, loose, poor),
-    exact copies, duplicates, wrong labels, background boxes, scores on a 0.05 grid (ties), some
-    integer boxes (exact IoU ties). Some images have no GT, some no detection; image 1 has 130
+    exact copies, duplicates, wrong labels, background boxes, scores on a 0.05 grid (ties) and
+    integer boxes (exact IoU ties) in half of the images (``tied_scores=False``: no grid). Some images have no GT, some no detection; image 1 has 130
     detections of one class (beyond ``maxDets``); one class is never predicted and one has no GT.
     """
     rng = np.random.default_rng(seed)
@@ -61,7 +61,7 @@ def random_detection_set(
         for row in zip(boxes, labels, crowd, area):
             gt_rows.append((image, *row))
         n_dt = 130 if image == 1 else 0 if rng.random() < 0.1 else int(rng.integers(0, max_dt + 1))
-        dt_boxes, dt_labels, scores = _detections(rng, boxes, labels, classes, n_dt, integer)
+        dt_boxes, dt_labels, scores = _detections(rng, boxes, labels, classes, n_dt, integer, tied_scores)
         if image == 1:
             dt_labels[:] = classes[0]
         for row in zip(dt_boxes, dt_labels, scores):
@@ -75,10 +75,16 @@ def _class_weights(n_classes: int) -> np.ndarray:
 
 
 def _detections(
-    rng: np.random.Generator, gt_boxes: np.ndarray, gt_labels: np.ndarray, classes: np.ndarray, n: int, integer: bool
+    rng: np.random.Generator,
+    gt_boxes: np.ndarray,
+    gt_labels: np.ndarray,
+    classes: np.ndarray,
+    n: int,
+    integer: bool,
+    tied_scores: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # kinds: 0 tight, 1 loose, 2 poorly localised, 3 exact copy, 4 background
-    kind = rng.choice(5, n, p=[0.35, 0.15, 0.1, 0.1, 0.3]) if len(gt_boxes) else np.full(n, 4)
+    kind = rng.choice(5, n, p=[0.25, 0.15, 0.15, 0.05, 0.4]) if len(gt_boxes) else np.full(n, 4)
     source = rng.integers(0, max(len(gt_boxes), 1), n)
     base = gt_boxes[source] if len(gt_boxes) else np.zeros((n, 4))
     size = np.tile(base[:, 2:] - base[:, :2], 2)
@@ -93,9 +99,9 @@ def _detections(
     labels = gt_labels[source] if len(gt_boxes) else rng.choice(detectable, n)
     relabel = background | (rng.random(n) < 0.15) | (labels == GT_ONLY_LABEL)
     labels = np.where(relabel, rng.choice(detectable, n), labels)
-    quality = np.array([0.9, 0.7, 0.5, 0.95, 0.3])[kind]
-    scores = np.round(np.clip(quality + rng.normal(0, 0.2, n), 0.0, 1.0) * 20) / 20
-    return boxes, labels, scores
+    quality = np.array([1.5, 0.5, 0.3, 2.0, -1.0])[kind]  # logits
+    scores = 1 / (1 + np.exp(-(quality + rng.normal(0, 1.0, n))))
+    return boxes, labels, np.round(scores * 20) / 20 if integer and tied_scores else scores
 
 
 def _assemble(n_images: int, gt_rows: list[tuple], dt_rows: list[tuple]) -> DetectionSet:

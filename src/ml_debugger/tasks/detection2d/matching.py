@@ -166,7 +166,6 @@ def greedy_match(
     highest ``priority`` (``(P, V)``: one preference order per variant, distinct within a
     detection). A matched GT stops being available unless ``gt_reusable`` (COCO crowd regions).
     """
-    priority = priority.reshape(len(pair_dt), -1)
     n_variants, n_thresholds = priority.shape[1], len(thresholds)
     keep = np.flatnonzero(pair_iou >= thresholds.min()) if len(pair_iou) else np.zeros(0, np.int64)
     order = keep[np.lexsort((pair_dt[keep], dt_step[pair_dt[keep]]))]
