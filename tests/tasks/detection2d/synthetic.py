@@ -22,9 +22,9 @@ IMAGE_W, IMAGE_H = 640, 480
 
 def _sides(rng: np.random.Generator, n: int) -> np.ndarray:
     """Box sides clustered around COCO's 32 and 96 area limits, plus tiny and large ones."""
-    kind = rng.integers(0, 4, n)
-    centre = np.array([6.0, 32.0, 96.0, 200.0])[kind]
-    spread = np.array([4.0, 6.0, 10.0, 120.0])[kind]
+    kind = rng.integers(0, 5, n)
+    centre = np.array([6.0, 32.0, 96.0, 200.0, 32.0])[kind]
+    spread = np.array([4.0, 6.0, 10.0, 120.0, 0.0])[kind]  # kind 4: exactly 32
     return np.clip(centre + rng.uniform(-spread, spread, n), 1.0, 400.0)
 
 
@@ -40,10 +40,12 @@ def random_detection_set(
 ) -> DetectionSet:
     """A small set that exercises every rule of COCOeval and tidecv.
 
-    Per image 0-20 GTs of several (non-contiguous) classes, some crowds and a user ``area`` that
-    differs from the box area; 0-150 detections: jittered copies of GTs (tight, loose, poor),
-    exact copies, duplicates, wrong labels, background boxes, scores on a 0.05 grid (ties) and
-    integer boxes (exact IoU ties) in half of the images (``tied_scores=False``: no grid). Some images have no GT, some no detection; image 1 has 130
+    Per image 0-20 GTs of several (non-contiguous) classes, some crowds, some annotated twice, and
+    a user ``area`` that mostly differs from the box area (sometimes exactly 32^2 or 96^2);
+    0-150 detections: jittered copies of GTs (tight, loose, poor), exact and near-exact copies
+    (IoU within 1e-10 of 1), duplicates, wrong labels, background boxes. Half of the images have
+    integer boxes (IoUs exactly on thresholds) and scores on a 0.05 grid (ties; off with
+    ``tied_scores=False``). Some images have no GT, some no detection; image 1 has 130
     detections of one class (beyond ``maxDets``); one class is never predicted and one has no GT.
     """
     rng = np.random.default_rng(seed)
@@ -55,9 +57,12 @@ def random_detection_set(
         w, h = _sides(rng, n_gt), _sides(rng, n_gt)
         boxes = _place(rng, w, h, integer)
         labels = rng.choice(np.r_[classes, GT_ONLY_LABEL], n_gt, p=_class_weights(len(classes)))
+        twice = np.r_[np.arange(n_gt), np.flatnonzero(rng.random(n_gt) < 0.05)]  # duplicate annotations
+        boxes, labels, n_gt = boxes[twice], labels[twice], len(twice)
         crowd = rng.random(n_gt) < 0.08
         box_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         area = np.where(rng.random(n_gt) < 0.3, box_area, box_area * rng.uniform(0.4, 1.1, n_gt))
+        area = np.where(rng.random(n_gt) < 0.05, rng.choice([32.0**2, 96.0**2], n_gt), area)
         for row in zip(boxes, labels, crowd, area):
             gt_rows.append((image, *row))
         n_dt = 130 if image == 1 else 0 if rng.random() < 0.1 else int(rng.integers(0, max_dt + 1))
@@ -90,6 +95,8 @@ def _detections(
     size = np.tile(base[:, 2:] - base[:, :2], 2)
     noise = rng.normal(0.0, 1.0, (n, 4)) * np.array([0.05, 0.15, 0.4, 0.0, 0.0])[kind][:, None] * size
     boxes = base + noise
+    near_copy = (kind == 3) & (rng.random(n) < 0.5) & (not integer)
+    boxes[near_copy, 2:] += 1e-12 * size[near_copy, 2:]
     boxes = np.column_stack([np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])])
     background = kind == 4
     boxes[background] = _place(rng, _sides(rng, background.sum()), _sides(rng, background.sum()), integer)

@@ -132,30 +132,34 @@ def test_no_detections_and_no_ground_truth() -> None:
 
 
 def test_hand_made_image() -> None:
-    """One GT per class 1 and 2; detections of each error type, by construction."""
+    """Detections of each error type by construction, two of them exactly on a threshold."""
     data = DetectionSet(
-        n_images=2,
-        gt_image=[0, 0],
-        gt_boxes=[[0, 0, 10, 10], [50, 50, 70, 70]],
-        gt_labels=[1, 2],
-        dt_image=[0, 0, 0, 0, 0, 1],
+        n_images=3,
+        gt_image=[0, 0, 2],
+        gt_boxes=[[0, 0, 10, 10], [50, 50, 70, 70], [0, 0, 10, 100]],
+        gt_labels=[1, 2, 2],
+        dt_image=[0, 0, 0, 0, 0, 1, 2, 2],
         dt_boxes=[
             [0, 0, 10, 10],  # TP of GT 0
             [0, 0, 10, 9],  # duplicate of GT 0 (IoU 0.9)
-            [50, 50, 70, 70],  # class 1 on the class-2 GT: cls
+            [50, 50, 70, 70],  # class 1 on the class-2 GT 1: cls
             [200, 200, 210, 210],  # nothing there: bkg
             [5, 0, 15, 10],  # class 1, IoU 1/3 with GT 0: loc
             [0, 0, 5, 5],  # image 1 has no GT: bkg
+            [0, 0, 10, 10],  # IoU exactly 0.1 with the class-2 GT 2: bkg (<= 0.1)
+            [0, 0, 10, 11],  # IoU 0.11 with it: both
         ],
-        dt_scores=[0.9, 0.8, 0.7, 0.6, 0.5, 0.4],
-        dt_labels=[1, 1, 1, 1, 1, 1],
+        dt_scores=[0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2],
+        dt_labels=[1, 1, 1, 1, 1, 1, 1, 1],
     )
     result = tide_errors(data)
-    assert result.dt_error.tolist() == ["none", "dupe", "cls", "bkg", "loc", "bkg"]
-    assert result.dt_gt.tolist() == [0, 0, 1, -1, 0, -1]
-    assert result.gt_error.tolist() == ["none", "cls"]
-    assert result.gt_fixed_by.tolist() == [-1, 2]
-    assert result.counts == {"cls": 1, "loc": 1, "both": 0, "dupe": 1, "bkg": 2, "miss": 0}
+    assert result.dt_error.tolist() == ["none", "dupe", "cls", "bkg", "loc", "bkg", "bkg", "both"]
+    assert result.dt_gt.tolist() == [0, 0, 1, -1, 0, -1, -1, -1]
+    assert result.gt_error.tolist() == ["none", "cls", "miss"]
+    assert result.gt_fixed_by.tolist() == [-1, 2, -1]
+    assert result.counts == {"cls": 1, "loc": 1, "both": 1, "dupe": 1, "bkg": 3, "miss": 1}
+    run, preds = _run_tidecv(data)
+    _assert_equal_to_tidecv(result, run, preds, data)
 
 
 def test_parameters_are_checked() -> None:
