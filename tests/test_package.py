@@ -14,7 +14,8 @@ HEAVY = ("torch", "tensorflow", "lightning", "pytorch_lightning", "keras", "tran
 
 def test_import_pulls_no_training_framework() -> None:
     code = (
-        "import sys, ml_debugger, ml_debugger.evaluator, ml_debugger.store, ml_debugger.core;"
+        "import sys, ml_debugger, ml_debugger.evaluator, ml_debugger.store, ml_debugger.core, ml_debugger.tasks;"
+        "import ml_debugger.tasks.detection2d.evaluation, ml_debugger.tasks.classification.evaluation;"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

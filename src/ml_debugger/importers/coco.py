@@ -153,7 +153,7 @@ def _record(session: TraceSession, batch: list, names: list[str] | None, dataset
     images = [image for image, _, _ in batch]
     ids = np.array([str(image.get("file_name") or image["id"]) for image in images], dtype=object)
     sizes = np.array([[image.get("width", 0), image.get("height", 0)] for image in images])
-    hashes = np.array([xxhash.xxh3_128_hexdigest(f"coco:{i}:{w}x{h}") for i, (w, h) in zip(ids, sizes)], dtype=object)
+    hashes = np.array([xxhash.xxh3_128_hexdigest(f"coco:{i}:{w}x{h}".encode()) for i, (w, h) in zip(ids, sizes)], dtype=object)
     session.record(
         make_detection_batch(
             [p for _, _, p in batch], [t for _, t, _ in batch], input_hashes=hashes, input_ids=ids,

@@ -1,8 +1,8 @@
 """The six issue categories for detection units, and the rules they are built from.
 
 A correct unit is a found object: ``stable_coverage`` unless it is fragile
-(``operational_coverage``: found by a detection scoring less than ``score_margin`` above the
-operating score, or overlapping it with an IoU below ``fragile_iou``, or out of coverage, near
+(``operational_coverage``: found by a detection whose score is in the lowest ``score_margin``
+share of the range from the operating score to 1, or overlapping it with an IoU below ``fragile_iou``, or out of coverage, near
 an error cluster, or found and lost across epochs). A wrong unit (a missed object or a false
 positive) takes the first of:
 
@@ -80,10 +80,11 @@ def unstable(table: pd.DataFrame, config: DetectionConfig) -> np.ndarray:
 
 
 def barely_found(table: pd.DataFrame, config: DetectionConfig) -> np.ndarray:
-    """Found by a detection less than ``score_margin`` above the operating score, or loosely
-    (IoU below ``fragile_iou``)."""
+    """Found by a detection whose score lies in the lowest ``score_margin`` share of the range from
+    the operating score to 1, or found loosely (IoU below ``fragile_iou``)."""
     found = table["correct"].to_numpy(dtype=bool)
-    low = _col(table, "score") < _col(table, "operating_score") + config.score_margin
+    operating = _col(table, "operating_score")
+    low = _col(table, "score") < operating + config.score_margin * np.clip(1.0 - operating, 0.0, None)
     return found & (low | (_col(table, "iou") < config.fragile_iou))
 
 

@@ -1,4 +1,4 @@
-"""The 2-D detection error codes (``DET001`` ... ``DET015``): TIDE's error types and the specifics
+"""The 2-D detection error codes (``DET001`` ... ``DET016``): TIDE's error types and the specifics
 that tell a user what to do. Each rule reads the unit table and reuses the category rules."""
 
 from __future__ import annotations
@@ -282,8 +282,9 @@ class BarelyFound(DetectionCode):
     name = "barely_found"
     category = "operational_coverage"
     description = (
-        "Found, but by a detection scoring less than score_margin above the operating score or "
-        "overlapping the object with an IoU below fragile_iou: the next miss."
+        "Found, but by a detection whose score is in the lowest score_margin share of the range "
+        "from the operating score to 1, or overlapping the object with an IoU below fragile_iou: "
+        "the next miss."
     )
     recommended_action = (
         "Treat these as the next errors: add examples like them, check box quality for the loose "
@@ -292,3 +293,22 @@ class BarelyFound(DetectionCode):
 
     def find(self, table: pd.DataFrame, config: DetectionConfig) -> np.ndarray:
         return rules.barely_found(table, config)
+
+
+@register
+class OutOfCoverage(DetectionCode):
+    id = "DET016"
+    name = "out_of_coverage"
+    category = "recessive_hotspot"
+    description = (
+        "The unit's feature vector is farther from its nearest reference (training) units than "
+        "coverage_percentile_max percent of the reference units are from theirs: an object unlike "
+        "those the model was trained on."
+    )
+    recommended_action = (
+        "Check for a new domain, sensor, viewpoint or object appearance; collect or synthesise "
+        "training images with such objects, or detect such inputs at inference and route them to review."
+    )
+
+    def find(self, table: pd.DataFrame, config: DetectionConfig) -> np.ndarray:
+        return shared.out_of_coverage(table, config)

@@ -25,8 +25,8 @@ class DetectionConfig(Settings):
     score):
         confident_threshold: a false positive (or a confusing detection) scoring at least this is
             confident: a silent failure (0.8).
-        score_margin: a found object whose detection scores less than this above the operating
-            score is fragile (0.1).
+        score_margin: a found object whose detection's score lies in the lowest this share of
+            the range from the operating score to 1 is fragile (0.2).
         fragile_iou: a found object whose detection overlaps it with an IoU below this is
             loosely localised, hence fragile (0.65).
         crowded_iou: an object overlapping another object of its image with at least this IoU
@@ -48,7 +48,7 @@ class DetectionConfig(Settings):
     background_iou: float = 0.1
     operating_score: float | None = None
     confident_threshold: float = 0.8
-    score_margin: float = 0.1
+    score_margin: float = 0.2
     fragile_iou: float = 0.65
     crowded_iou: float = 0.3
     small_area: float = 1024.0
@@ -100,7 +100,7 @@ _FLOAT_RANGES: dict[str, tuple[float, float | None, bool]] = {
     "iou_threshold": (0.0, 1.0, True),
     "background_iou": (0.0, 1.0, False),
     "confident_threshold": (0.0, 1.0, True),
-    "score_margin": (0.0, None, False),
+    "score_margin": (0.0, 1.0, False),
     "fragile_iou": (0.0, 1.0, False),
     "crowded_iou": (0.0, 1.0, True),
     "small_area": (0.0, None, False),

@@ -68,9 +68,13 @@ def _count(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def heatmaps(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The shared heatmaps (confusion with the background as -1, class x category, class x code,
-    epoch x category) plus class x error type and size x error type."""
+    """The shared heatmaps (class x category, class x code, epoch x category), the confusion matrix
+    with the background as class -1 (every object once in the row of its class, every false
+    positive that is not a classification error once in the background row; a classification
+    error is counted once, by its object), class x error type and size x error type."""
     out = build_heatmaps(table)
+    cls_duplicate = (table["unit_type"] == "false_positive") & (table["error_type"] == "cls")
+    out["confusion"] = build_heatmaps(table[~cls_duplicate])["confusion"]
     errors = table[~table["correct"]].rename(columns={"object_class": "class"})
     out["class_by_error_type"] = _count(errors, ["dataset", "epoch", "class", "error_type"])
     out["size_by_error_type"] = _count(errors, ["dataset", "epoch", "size_bin", "error_type"])

@@ -102,8 +102,9 @@ def _label_names(table: pa.Table) -> dict[int, str]:
     if "label_names" not in table.column_names:
         return {}
     names: dict[int, str] = {}
-    for row in pc.unique(table.column("label_names")).to_pylist():
-        for label, name in enumerate(row or []):
+    distinct = {tuple(row) for row in table.column("label_names").to_pylist() if row}
+    for row in sorted(distinct):
+        for label, name in enumerate(row):
             if name:
                 names[label] = str(name)
     return names

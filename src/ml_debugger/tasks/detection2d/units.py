@@ -12,9 +12,10 @@ Per dataset and epoch, detections count as made when they score at least the *op
   leaves unmatched (and that no crowd region explains), with TIDE's error type ``cls``, ``loc``,
   ``both``, ``dupe`` or ``bkg``.
 
-``label`` is the unit's true class (-1, background, for a false positive that relates to no
-object); ``prediction`` the class the model gave it (-1 when it was missed); ``object_class`` the
-class the unit is about (its label, else its prediction).
+``label`` is the unit's true class: an object's class; for a false positive, the class of the
+object it mistakes for another class (TIDE ``cls``), else -1 (background). ``prediction`` is the
+class the model gave it (-1 when the object was missed); ``object_class`` the class the unit is
+about (an object's label, a false positive's prediction).
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ def _false_positive_units(
     fallback = ~np.isin(tide_type, ("cls", "loc", "both", "dupe", "bkg"))
     tide_type[fallback] = _fallback_fp_type(coco, rows[fallback], config)
     related = tide.dt_gt[rows]
-    label = np.where(related >= 0, boxes.gt_labels[np.maximum(related, 0)], BACKGROUND)
+    label = np.where((related >= 0) & (tide_type == "cls"), boxes.gt_labels[np.maximum(related, 0)], BACKGROUND)
     area = boxes.dt_xywh[rows, 2] * boxes.dt_xywh[rows, 3]
     return pd.DataFrame({
         "_image": boxes.dt_image[rows],
