@@ -11,8 +11,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml_debugger.core import TraceSession
-
-from ml_debugger.tasks.classification import make_classification_batch
 from ml_debugger.exceptions import (
     ConfigurationError,
     InvalidNameError,
@@ -22,6 +20,7 @@ from ml_debugger.exceptions import (
     WriterError,
 )
 from ml_debugger.store import LocalStore, PartInfo, PartKey
+from ml_debugger.tasks.classification import make_classification_batch
 
 
 def make_batch(ids: range, n_classes: int = 3, nan_rows: int = 0):

@@ -12,12 +12,11 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from ml_debugger.core import TraceSession
-
-from ml_debugger.tasks.classification import make_classification_batch
 from ml_debugger.evaluator import Evaluator
 from ml_debugger.evaluator.result import CATEGORY_COLUMNS
 from ml_debugger.exceptions import ConfigurationError, InvalidNameError, NoDataError, ResultExistsError
 from ml_debugger.store import LocalStore
+from ml_debugger.tasks.classification import make_classification_batch
 
 N_CLASSES = 3
 

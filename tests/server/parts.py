@@ -13,9 +13,8 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from ml_debugger.core import TraceSession
-
-from ml_debugger.tasks.classification import make_classification_batch
 from ml_debugger.store import LocalStore
+from ml_debugger.tasks.classification import make_classification_batch
 
 
 def make_batch(ids: np.ndarray, n_classes: int = 4, features: int = 8, seed: int = 0):

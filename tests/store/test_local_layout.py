@@ -6,9 +6,8 @@ import numpy as np
 import pyarrow.dataset as ds
 
 from ml_debugger.core import TraceSession
-
-from ml_debugger.tasks.classification import make_classification_batch
 from ml_debugger.store import LocalStore
+from ml_debugger.tasks.classification import make_classification_batch
 
 
 def test_traces_read_as_one_hive_partitioned_dataset(store: LocalStore) -> None:

@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 
 from ml_debugger.core import TraceSession, hash_samples
-
-from ml_debugger.tasks.classification import make_classification_batch
 from ml_debugger.exceptions import ConfigurationError, TraceValidationError
 from ml_debugger.names import validate_name
 from ml_debugger.store import TraceStore
+from ml_debugger.tasks.classification import make_classification_batch
 
 logger = logging.getLogger(__name__)
 

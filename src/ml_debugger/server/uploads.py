@@ -23,6 +23,7 @@ from ml_debugger.exceptions import TraceValidationError
 from ml_debugger.server.errors import ApiProblem
 from ml_debugger.store.base import PartKey
 from ml_debugger.tasks import get_task
+
 _DISCARD_FACTOR = 4  # an oversized body is read (and dropped) up to this many limits, so the client sees the 413
 
 

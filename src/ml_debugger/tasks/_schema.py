@@ -83,6 +83,41 @@ def _nonempty_ids(table: pa.Table) -> str | None:
     return None
 
 
+def same_lengths(*columns: str) -> ValueCheck:
+    """Every row has as many items in each of the list ``columns`` that the table has."""
+
+    def check(table: pa.Table) -> str | None:
+        names = [c for c in columns if c in table.column_names]
+        reference = pc.list_value_length(table.column(names[0]))
+        for name in names[1:]:
+            lengths = pc.list_value_length(table.column(name))
+            if not pc.all(pc.equal(lengths, reference)).as_py():
+                return f"column {name!r} has a different number of items than {names[0]!r} in some rows"
+        return None
+
+    return check
+
+
+def nonnegative_items(name: str) -> ValueCheck:
+    """No item of the list column ``name`` is negative."""
+
+    def check(table: pa.Table) -> str | None:
+        smallest = pc.min(pc.list_flatten(table.column(name))).as_py()
+        return None if smallest is None or smallest >= 0 else f"column {name!r} has negative values ({smallest})"
+
+    return check
+
+
+def finite_items(name: str) -> ValueCheck:
+    """Every item of the list column ``name`` is finite."""
+
+    def check(table: pa.Table) -> str | None:
+        values = pc.list_flatten(table.column(name))
+        return None if pc.all(pc.is_finite(values)).as_py() in (True, None) else f"column {name!r} has NaN or infinite values"
+
+    return check
+
+
 COMMON_CHECKS: tuple[ValueCheck, ...] = (
     _nonnegative("epoch"), _nonnegative("rank"), _nonnegative("global_step"), _nonempty_ids,
 )

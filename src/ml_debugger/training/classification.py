@@ -8,9 +8,8 @@ from typing import Any
 from torch import nn
 
 from ml_debugger.core import TraceSession, hash_samples
-
-from ml_debugger.tasks.classification import make_classification_batch
 from ml_debugger.store import TraceStore
+from ml_debugger.tasks.classification import make_classification_batch
 from ml_debugger.training._torch import FeatureCapture, extract_logits, input_arrays, to_numpy
 
 

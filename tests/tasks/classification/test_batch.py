@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ml_debugger.exceptions import TraceValidationError
 from ml_debugger.tasks.classification import make_classification_batch
 from ml_debugger.tasks.classification.batch import per_sample_loss
-from ml_debugger.exceptions import TraceValidationError
 
 
 def batch(n: int = 4, c: int = 3, **overrides):

@@ -12,6 +12,7 @@ from ml_debugger.core.ids import as_id_vector
 from ml_debugger.core.schema import fixed_size_list
 from ml_debugger.exceptions import TraceValidationError
 from ml_debugger.tasks.classification.schema import LABEL, LOSS, SCORE_TYPES, SCORES_VALUE_TYPE
+
 _PROBABILITY_TOLERANCE = 1e-3
 
 

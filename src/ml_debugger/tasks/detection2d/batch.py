@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from ml_debugger.core.schema import fixed_size_list
-from ml_debugger.exceptions import TraceValidationError
+from ml_debugger.tasks._columns import feature_list_column, list_column, vector_list_column
 from ml_debugger.tasks.detection2d import schema as S
 
 
@@ -91,18 +91,18 @@ class DetectionBatch:
         columns: dict[str, pa.Array | pa.ChunkedArray] = {
             "image_width": pa.array(sizes[:, 0], type=S.IMAGE_SIZE),
             "image_height": pa.array(sizes[:, 1], type=S.IMAGE_SIZE),
-            "gt_boxes": _boxes([t.boxes for t in targets]),
-            "gt_labels": _lists([t.labels for t in targets], pa.int64()),
-            "gt_iscrowd": _lists([t.iscrowd for t in targets], pa.bool_()),
-            "gt_area": _lists([t.area for t in targets], pa.float32()),
-            "pred_boxes": _boxes([p.boxes for p in predictions]),
-            "pred_scores": _lists([p.scores for p in predictions], pa.float32()),
-            "pred_labels": _lists([p.labels for p in predictions], pa.int64()),
+            "gt_boxes": vector_list_column([t.boxes for t in targets], 4),
+            "gt_labels": list_column([t.labels for t in targets], pa.int64()),
+            "gt_iscrowd": list_column([t.iscrowd for t in targets], pa.bool_()),
+            "gt_area": list_column([t.area for t in targets], pa.float32()),
+            "pred_boxes": vector_list_column([p.boxes for p in predictions], 4),
+            "pred_scores": list_column([p.scores for p in predictions], pa.float32()),
+            "pred_labels": list_column([p.labels for p in predictions], pa.int64()),
         }
         if any(t.features is not None for t in targets):
-            columns["gt_features"] = _feature_lists([t.features for t in targets], [len(t.labels) for t in targets])
+            columns["gt_features"] = feature_list_column([t.features for t in targets], [len(t.labels) for t in targets])
         if any(p.features is not None for p in predictions):
-            columns["pred_features"] = _feature_lists(
+            columns["pred_features"] = feature_list_column(
                 [p.features for p in predictions], [len(p.labels) for p in predictions]
             )
         if batches[0].image_features is not None:
@@ -113,25 +113,6 @@ class DetectionBatch:
             names = pa.array([list(b.label_names) for b in batches], type=S.LABEL_NAMES)
             columns["label_names"] = names.take(pa.array(np.repeat(np.arange(len(batches)), [len(b) for b in batches])))
         return columns
-
-
-def _offsets(counts: Sequence[int]) -> pa.Array:
-    return pa.array(np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int32))
-
-
-def _lists(arrays: Sequence[np.ndarray], value_type: pa.DataType) -> pa.ListArray:
-    values = np.concatenate(arrays) if arrays else np.zeros(0)
-    return pa.ListArray.from_arrays(_offsets([len(a) for a in arrays]), pa.array(values, type=value_type))
-
-
-def _boxes(arrays: Sequence[np.ndarray]) -> pa.ListArray:
-    values = np.concatenate(arrays).astype(np.float32) if arrays else np.zeros((0, 4), np.float32)
-    return pa.ListArray.from_arrays(_offsets([len(a) for a in arrays]), fixed_size_list(values, pa.float32()))
-
-
-def _feature_lists(arrays: Sequence[np.ndarray | None], counts: Sequence[int]) -> pa.ListArray:
-    values = np.concatenate(arrays)  # a batch has features for every image or for none (validated)
-    return pa.ListArray.from_arrays(_offsets(counts), fixed_size_list(values, pa.from_numpy_dtype(values.dtype)))
 
 
 def _thresholds(batches: list[DetectionBatch], rows: int) -> dict[str, pa.Array]:

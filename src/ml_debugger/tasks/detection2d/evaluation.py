@@ -12,7 +12,13 @@ import pandas as pd
 import pyarrow as pa
 
 from ml_debugger.evaluator.analysis.categories import category_ratios
-from ml_debugger.evaluator.analysis.codes import code_catalog, codes_per_unit, detect_codes, issues_table, registered_codes
+from ml_debugger.evaluator.analysis.codes import (
+    code_catalog,
+    codes_per_unit,
+    detect_codes,
+    issues_table,
+    registered_codes,
+)
 from ml_debugger.evaluator.analysis.heatmaps import build_heatmaps
 from ml_debugger.evaluator.analysis.hotspots import find_hotspots
 from ml_debugger.evaluator.result import HEATMAP_PREFIX

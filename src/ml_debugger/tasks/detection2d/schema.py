@@ -9,7 +9,17 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ml_debugger.tasks._schema import Column, TraceSchema, ValueCheck, exactly, fixed_size_list_of, list_of
+from ml_debugger.tasks._schema import (
+    Column,
+    TraceSchema,
+    ValueCheck,
+    exactly,
+    finite_items,
+    fixed_size_list_of,
+    list_of,
+    nonnegative_items,
+    same_lengths,
+)
 
 BOX = pa.list_(pa.float32(), 4)
 BOXES = pa.list_(BOX)
@@ -27,21 +37,6 @@ GT_COLUMNS = ("gt_boxes", "gt_labels", "gt_iscrowd", "gt_area")
 PRED_COLUMNS = ("pred_boxes", "pred_scores", "pred_labels")
 
 
-def _same_lengths(columns: tuple[str, ...], optional: str) -> ValueCheck:
-    """Every row has as many items in each of ``columns`` (and ``optional`` when present)."""
-
-    def check(table: pa.Table) -> str | None:
-        names = [c for c in (*columns, optional) if c in table.column_names]
-        reference = pc.list_value_length(table.column(names[0]))
-        for name in names[1:]:
-            lengths = pc.list_value_length(table.column(name))
-            if not pc.all(pc.equal(lengths, reference)).as_py():
-                return f"column {name!r} has a different number of items than {names[0]!r} in some rows"
-        return None
-
-    return check
-
-
 def _valid_boxes(name: str) -> ValueCheck:
     def check(table: pa.Table) -> str | None:
         values = pc.list_flatten(pc.list_flatten(table.column(name)))
@@ -53,22 +48,6 @@ def _valid_boxes(name: str) -> ValueCheck:
         if (corners[:, 2] < corners[:, 0]).any() or (corners[:, 3] < corners[:, 1]).any():
             return f"column {name!r} has boxes with x2 < x1 or y2 < y1; boxes are [x1, y1, x2, y2]"
         return None
-
-    return check
-
-
-def _nonnegative_items(name: str) -> ValueCheck:
-    def check(table: pa.Table) -> str | None:
-        smallest = pc.min(pc.list_flatten(table.column(name))).as_py()
-        return None if smallest is None or smallest >= 0 else f"column {name!r} has negative values ({smallest})"
-
-    return check
-
-
-def _finite_items(name: str) -> ValueCheck:
-    def check(table: pa.Table) -> str | None:
-        values = pc.list_flatten(table.column(name))
-        return None if pc.all(pc.is_finite(values)).as_py() in (True, None) else f"column {name!r} has NaN or infinite values"
 
     return check
 
@@ -108,14 +87,14 @@ SCHEMA = TraceSchema(
     ),
     checks=(
         _positive_sizes,
-        _same_lengths(GT_COLUMNS, "gt_features"),
-        _same_lengths(PRED_COLUMNS, "pred_features"),
+        same_lengths(*GT_COLUMNS, "gt_features"),
+        same_lengths(*PRED_COLUMNS, "pred_features"),
         _valid_boxes("gt_boxes"),
         _valid_boxes("pred_boxes"),
-        _nonnegative_items("gt_labels"),
-        _nonnegative_items("pred_labels"),
-        _nonnegative_items("gt_area"),
-        _finite_items("gt_area"),
-        _finite_items("pred_scores"),
+        nonnegative_items("gt_labels"),
+        nonnegative_items("pred_labels"),
+        nonnegative_items("gt_area"),
+        finite_items("gt_area"),
+        finite_items("pred_scores"),
     ),
 )

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml_debugger.tasks.detection2d.coco_metrics import CocoEvaluation, coco_evaluate
+from ml_debugger.tasks.detection2d.coco_metrics import CocoEvaluation
 from ml_debugger.tasks.detection2d.config import DetectionConfig
 from ml_debugger.tasks.detection2d.detection_set import DetectionSet
 from ml_debugger.tasks.detection2d.loading import ImageGroup

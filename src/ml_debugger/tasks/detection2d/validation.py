@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ml_debugger.exceptions import TraceValidationError
 from ml_debugger.core.ids import as_id_vector
+from ml_debugger.exceptions import TraceValidationError
+from ml_debugger.tasks._validation import as_features, as_matrix, as_vector, entry
 from ml_debugger.tasks.detection2d.batch import (
     DetectionBatch,
     ImagePredictions,
@@ -17,87 +18,29 @@ from ml_debugger.tasks.detection2d.batch import (
     Thresholds,
 )
 
-FEATURE_DTYPES = (np.float16, np.float32)
-
 
 def as_boxes(value: Any, field: str) -> np.ndarray:
     """``(n, 4)`` finite float32 xyxy boxes with x2 >= x1 and y2 >= y1."""
-    boxes = np.asarray(value, dtype=np.float64) if not isinstance(value, np.ndarray) else value
-    if boxes.size == 0:
-        return np.zeros((0, 4), np.float32)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise TraceValidationError(f"{field} must have shape (n, 4) as [x1, y1, x2, y2]; got shape {boxes.shape}")
-    if boxes.dtype.kind not in "fiu":
-        raise TraceValidationError(f"{field} must be numeric; got dtype {boxes.dtype}")
-    if not np.isfinite(boxes).all():
-        raise TraceValidationError(f"{field} has NaN or infinite coordinates")
+    boxes = as_matrix(value, 4, field, "[x1, y1, x2, y2]")
     bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
     if bad.any():
         raise TraceValidationError(
             f"{field} has {int(bad.sum())} boxes with x2 < x1 or y2 < y1 (first: {boxes[bad][0].tolist()}); "
             "boxes must be [x1, y1, x2, y2] (convert xywh or cxcywh boxes first)"
         )
-    return boxes.astype(np.float32)
-
-
-def as_vector(value: Any, n: int, field: str, kind: str) -> np.ndarray:
-    """A ``(n,)`` vector: ``kind`` ``"label"`` (int64 >= 0), ``"score"`` (finite float32), ``"flag"`` (bool)."""
-    array = np.asarray(value)
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    if array.size == 0 and n == 0:
-        array = array.reshape(0)
-    if array.ndim != 1 or len(array) != n:
-        raise TraceValidationError(f"{field} must have shape ({n},), one per box; got shape {array.shape}")
-    if kind == "flag":
-        return array.astype(bool)
-    if array.dtype.kind not in "fiub":
-        raise TraceValidationError(f"{field} must be numeric; got dtype {array.dtype}")
-    if kind == "score":
-        if not np.isfinite(array).all():
-            raise TraceValidationError(f"{field} has NaN or infinite scores")
-        return array.astype(np.float32)
-    if array.dtype.kind == "f":
-        if not (np.isfinite(array).all() and (array == np.round(array)).all()):
-            raise TraceValidationError(f"{field} must be integer class ids; got {array[:5].tolist()}")
-    labels = array.astype(np.int64)
-    if (labels < 0).any():
-        raise TraceValidationError(f"{field} must be class ids >= 0; got {sorted(set(labels[labels < 0].tolist()))[:5]}")
-    return labels
-
-
-def as_features(value: Any, n: int, field: str) -> np.ndarray | None:
-    """``(n, d)`` float16/float32 feature vectors (flattened), or None."""
-    if value is None:
-        return None
-    features = np.asarray(value)
-    if features.ndim < 1 or features.shape[0] != n:
-        raise TraceValidationError(f"{field} must have one feature vector per box ({n}); got shape {features.shape}")
-    if features.dtype.kind not in "fiu":
-        raise TraceValidationError(f"{field} must be numeric; got dtype {features.dtype}")
-    dtype = np.float16 if features.dtype == np.float16 else np.float32
-    width = int(np.prod(features.shape[1:]))
-    return np.ascontiguousarray(features.reshape(n, width), dtype=dtype)
-
-
-def _entry(mapping: Any, key: str, index: int, field: str) -> Any:
-    if not isinstance(mapping, Mapping):
-        raise TraceValidationError(f"{field}[{index}] must be a dict with {key!r}; got {type(mapping).__name__}")
-    if key not in mapping:
-        raise TraceValidationError(f"{field}[{index}] has no {key!r}; it has {sorted(map(str, mapping))}")
-    return mapping[key]
+    return boxes
 
 
 def predictions_from(raw: Sequence[Mapping[str, Any]], field: str = "predictions") -> list[ImagePredictions]:
     """Per-image dicts with ``boxes``, ``scores``, ``labels`` (and optional ``features``)."""
     out = []
     for i, item in enumerate(raw):
-        boxes = as_boxes(_entry(item, "boxes", i, field), f"{field}[{i}]['boxes']")
+        boxes = as_boxes(entry(item, "boxes", i, field), f"{field}[{i}]['boxes']")
         n = len(boxes)
         out.append(ImagePredictions(
             boxes=boxes,
-            scores=as_vector(_entry(item, "scores", i, field), n, f"{field}[{i}]['scores']", "score"),
-            labels=as_vector(_entry(item, "labels", i, field), n, f"{field}[{i}]['labels']", "label"),
+            scores=as_vector(entry(item, "scores", i, field), n, f"{field}[{i}]['scores']", "score"),
+            labels=as_vector(entry(item, "labels", i, field), n, f"{field}[{i}]['labels']", "label"),
             features=as_features(item.get("features"), n, f"{field}[{i}]['features']"),
         ))
     return out
@@ -125,13 +68,13 @@ def targets_from(raw: Any, batch_size: int, field: str = "targets") -> list[Imag
         raise TraceValidationError(f"{field} has {len(raw)} images; the batch has {batch_size}")
     out = []
     for i, item in enumerate(raw):
-        boxes = as_boxes(_entry(item, "boxes", i, field), f"{field}[{i}]['boxes']")
+        boxes = as_boxes(entry(item, "boxes", i, field), f"{field}[{i}]['boxes']")
         n = len(boxes)
         iscrowd = item.get("iscrowd")
         area = item.get("area")
         out.append(ImageTargets(
             boxes=boxes,
-            labels=as_vector(_entry(item, "labels", i, field), n, f"{field}[{i}]['labels']", "label"),
+            labels=as_vector(entry(item, "labels", i, field), n, f"{field}[{i}]['labels']", "label"),
             iscrowd=np.zeros(n, bool) if iscrowd is None else as_vector(iscrowd, n, f"{field}[{i}]['iscrowd']", "flag"),
             area=_areas(boxes) if area is None else _given_areas(area, n, f"{field}[{i}]['area']"),
             features=as_features(item.get("features"), n, f"{field}[{i}]['features']"),

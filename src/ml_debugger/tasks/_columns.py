@@ -1,0 +1,33 @@
+"""Arrow list columns from per-row numpy arrays, as the tasks' batches build them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from ml_debugger.core.schema import fixed_size_list
+
+
+def offsets(counts: Sequence[int]) -> pa.Array:
+    """Arrow list offsets of rows holding ``counts`` items."""
+    return pa.array(np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int32))
+
+
+def list_column(arrays: Sequence[np.ndarray], value_type: pa.DataType) -> pa.ListArray:
+    """One list per row from per-row 1-D arrays."""
+    values = np.concatenate(arrays) if arrays else np.zeros(0)
+    return pa.ListArray.from_arrays(offsets([len(a) for a in arrays]), pa.array(values, type=value_type))
+
+
+def vector_list_column(arrays: Sequence[np.ndarray], width: int) -> pa.ListArray:
+    """One list of fixed-size float32 vectors per row (e.g. boxes) from per-row ``(n_i, width)`` arrays."""
+    values = np.concatenate(arrays).astype(np.float32) if arrays else np.zeros((0, width), np.float32)
+    return pa.ListArray.from_arrays(offsets([len(a) for a in arrays]), fixed_size_list(values, pa.float32()))
+
+
+def feature_list_column(arrays: Sequence[np.ndarray | None], counts: Sequence[int]) -> pa.ListArray:
+    """One list of feature vectors per row (every row has them: validated by the batch builders)."""
+    values = np.concatenate(arrays)
+    return pa.ListArray.from_arrays(offsets(counts), fixed_size_list(values, pa.from_numpy_dtype(values.dtype)))
