@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from ml_debugger.core.schema import fixed_size_list
+
+THRESHOLD = pa.float32()
+MAX_DETECTIONS = pa.int32()
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The post-processing settings the predictions were made with (``None``: not applied/unknown)."""
+
+    score_thresh: float | None = None
+    iou_thresh: float | None = None
+    max_detections: int | None = None
 
 
 def offsets(counts: Sequence[int]) -> pa.Array:
@@ -31,3 +44,12 @@ def feature_list_column(arrays: Sequence[np.ndarray | None], counts: Sequence[in
     """One list of feature vectors per row (every row has them: validated by the batch builders)."""
     values = np.concatenate(arrays)
     return pa.ListArray.from_arrays(offsets(counts), fixed_size_list(values, pa.from_numpy_dtype(values.dtype)))
+
+
+def threshold_columns(thresholds: Sequence[Thresholds], rows: Sequence[int]) -> dict[str, pa.Array]:
+    """``score_thresh``, ``iou_thresh`` and ``max_detections`` of consecutive batches of ``rows`` rows."""
+    per_row = pa.array(np.repeat(np.arange(len(thresholds)), rows))
+    out = {}
+    for name, data_type in (("score_thresh", THRESHOLD), ("iou_thresh", THRESHOLD), ("max_detections", MAX_DETECTIONS)):
+        out[name] = pa.array([getattr(t, name) for t in thresholds], type=data_type).take(per_row)
+    return out

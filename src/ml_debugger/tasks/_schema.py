@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from ml_debugger.core.schema import COMMON_FIELDS
 from ml_debugger.exceptions import TraceValidationError
+from ml_debugger.tasks._columns import MAX_DETECTIONS, THRESHOLD
 
 TypeTest = Callable[[pa.DataType], bool]
 ValueCheck = Callable[[pa.Table], "str | None"]
@@ -67,6 +68,14 @@ def string_like(t: pa.DataType) -> bool:
 COMMON_COLUMNS = tuple(
     Column(f.name, str(f.type), exactly(f.type), nullable=f.nullable) for f in COMMON_FIELDS
 )
+
+
+THRESHOLD_COLUMNS = (
+    Column("score_thresh", "float32", exactly(THRESHOLD), nullable=True),
+    Column("iou_thresh", "float32", exactly(THRESHOLD), nullable=True),
+    Column("max_detections", "int32", exactly(MAX_DETECTIONS), nullable=True),
+)
+"""The post-processing settings a detector's rows were made with (null: not applied or unknown)."""
 
 
 def _nonnegative(name: str) -> ValueCheck:

@@ -1,11 +1,11 @@
 """2-D object detection: one trace row per image (GT and predicted boxes, scores, labels, features)."""
 
 from ml_debugger.tasks import Task
+from ml_debugger.tasks._columns import Thresholds
 from ml_debugger.tasks.detection2d.batch import (
     DetectionBatch,
     ImagePredictions,
     ImageTargets,
-    Thresholds,
 )
 from ml_debugger.tasks.detection2d.schema import SCHEMA
 from ml_debugger.tasks.detection2d.validation import make_detection_batch, predictions_from, targets_from

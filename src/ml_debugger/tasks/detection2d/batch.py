@@ -10,17 +10,14 @@ import numpy as np
 import pyarrow as pa
 
 from ml_debugger.core.schema import fixed_size_list
-from ml_debugger.tasks._columns import feature_list_column, list_column, vector_list_column
+from ml_debugger.tasks._columns import (
+    Thresholds,
+    feature_list_column,
+    list_column,
+    threshold_columns,
+    vector_list_column,
+)
 from ml_debugger.tasks.detection2d import schema as S
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """The post-processing settings the predictions were made with (``None``: not applied/unknown)."""
-
-    score_thresh: float | None = None
-    iou_thresh: float | None = None
-    max_detections: int | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +84,6 @@ class DetectionBatch:
         predictions = [p for b in batches for p in b.predictions]
         targets = [t for b in batches for t in b.targets]
         sizes = np.concatenate([b.image_sizes for b in batches])
-        rows = len(predictions)
         columns: dict[str, pa.Array | pa.ChunkedArray] = {
             "image_width": pa.array(sizes[:, 0], type=S.IMAGE_SIZE),
             "image_height": pa.array(sizes[:, 1], type=S.IMAGE_SIZE),
@@ -108,17 +104,8 @@ class DetectionBatch:
         if batches[0].image_features is not None:
             features = np.concatenate([b.image_features for b in batches])
             columns["image_features"] = fixed_size_list(features, pa.from_numpy_dtype(features.dtype))
-        columns.update(_thresholds(batches, rows))
+        columns.update(threshold_columns([b.thresholds for b in batches], [len(b) for b in batches]))
         if batches[0].label_names is not None:
             names = pa.array([list(b.label_names) for b in batches], type=S.LABEL_NAMES)
             columns["label_names"] = names.take(pa.array(np.repeat(np.arange(len(batches)), [len(b) for b in batches])))
         return columns
-
-
-def _thresholds(batches: list[DetectionBatch], rows: int) -> dict[str, pa.Array]:
-    per_row = np.repeat(np.arange(len(batches)), [len(b) for b in batches])
-    out = {}
-    for name, data_type in (("score_thresh", S.THRESHOLD), ("iou_thresh", S.THRESHOLD), ("max_detections", S.MAX_DETECTIONS)):
-        values = pa.array([getattr(b.thresholds, name) for b in batches], type=data_type)
-        out[name] = values.take(pa.array(per_row)) if rows else values.slice(0, 0)
-    return out

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml_debugger.tasks._schema import (
+    THRESHOLD_COLUMNS,
     Column,
     TraceSchema,
     ValueCheck,
@@ -29,8 +30,6 @@ FLAGS = pa.list_(pa.bool_())
 AREAS = pa.list_(pa.float32())
 FEATURE_TYPES = (pa.float16(), pa.float32())
 IMAGE_SIZE = pa.int32()
-THRESHOLD = pa.float32()
-MAX_DETECTIONS = pa.int32()
 LABEL_NAMES = pa.list_(pa.string())
 
 GT_COLUMNS = ("gt_boxes", "gt_labels", "gt_iscrowd", "gt_area")
@@ -79,9 +78,7 @@ SCHEMA = TraceSchema(
         _feature_column("pred_features", "list<fixed_size_list<float16 or float32>[d]>"),
         Column("image_features", "fixed_size_list<float16 or float32>[d]", fixed_size_list_of(*FEATURE_TYPES),
                required=False),
-        Column("score_thresh", "float32", exactly(THRESHOLD), nullable=True),
-        Column("iou_thresh", "float32", exactly(THRESHOLD), nullable=True),
-        Column("max_detections", "int32", exactly(MAX_DETECTIONS), nullable=True),
+        *THRESHOLD_COLUMNS,
         Column("label_names", "list<string> (the name of class i at position i)", exactly(LABEL_NAMES),
                nullable=True, required=False),
     ),

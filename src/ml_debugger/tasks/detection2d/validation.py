@@ -10,12 +10,12 @@ import numpy as np
 
 from ml_debugger.core.ids import as_id_vector
 from ml_debugger.exceptions import TraceValidationError
+from ml_debugger.tasks._columns import Thresholds
 from ml_debugger.tasks._validation import as_features, as_matrix, as_vector, entry
 from ml_debugger.tasks.detection2d.batch import (
     DetectionBatch,
     ImagePredictions,
     ImageTargets,
-    Thresholds,
 )
 
 
