@@ -121,7 +121,7 @@ def test_a_model_keeps_its_task(store: LocalStore) -> None:
 
 
 def test_unknown_tasks_are_refused_with_the_valid_names(store: LocalStore) -> None:
-    with pytest.raises(ConfigurationError, match="unknown task 'detection'; expected one of: classification, detection2d"):
+    with pytest.raises(ConfigurationError, match="unknown task 'detection'; expected one of: classification, detection2d, detection3d"):
         TraceSession("model", "v1", "detection", store=store)
 
 

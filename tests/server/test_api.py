@@ -113,7 +113,7 @@ def test_registering_a_model_for_another_task_is_a_conflict(client: httpx.Client
 def test_only_registered_tasks_are_accepted(client: httpx.Client) -> None:
     response = register(client, "bananas", task="banana")
     assert response.status_code == 400
-    assert "unknown task 'banana'; expected one of: classification, detection2d" in response.json()["error"]["message"]
+    assert "unknown task 'banana'; expected one of: classification, detection2d, detection3d" in response.json()["error"]["message"]
 
 
 def _truncated(part: Part) -> bytes:

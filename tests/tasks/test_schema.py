@@ -19,6 +19,9 @@ from ml_debugger.tasks.detection2d import (
     predictions_from,
     targets_from,
 )
+from ml_debugger.tasks.detection3d import make_detection3d_batch
+from ml_debugger.tasks.detection3d import predictions_from as predictions3d_from
+from ml_debugger.tasks.detection3d import targets_from as targets3d_from
 
 
 def classification_batch(n: int = 6, features: bool = True):
@@ -44,7 +47,25 @@ def detection_batch(features: bool = True):
     )
 
 
-BATCHES = {"classification": classification_batch, "detection2d": detection_batch}
+def detection3d_batch(features: bool = True):
+    rng = np.random.default_rng(0)
+    preds = predictions3d_from([
+        {"boxes_3d": [[1, 2, 0.5, 1.8, 4.2, 1.5, 0.3, 1.0, -0.5]], "scores_3d": [0.8], "labels_3d": [0],
+         "num_points": [12], **({"features": rng.normal(size=(1, 4))} if features else {})},
+        {"boxes_3d": np.zeros((0, 7)), "scores_3d": [], "labels_3d": [], "num_points": [],
+         "velocities": np.zeros((0, 2)), **({"features": np.zeros((0, 4))} if features else {})},
+    ])
+    targets = targets3d_from({
+        "boxes_3d": [[[1, 2, 0.5, 1.8, 4.0, 1.5, 0.2]], np.zeros((0, 7))], "labels_3d": [[0], []],
+        "velocities": [[[np.nan, np.nan]], np.zeros((0, 2))],
+    }, 2)
+    return make_detection3d_batch(
+        preds, targets, input_hashes=np.array(["a", "b"]), pc_range=[-50, -50, -5, 50, 50, 3],
+        thresholds=Thresholds(0.1, None, 300), label_names=["car"],
+    )
+
+
+BATCHES = {"classification": classification_batch, "detection2d": detection_batch, "detection3d": detection3d_batch}
 
 
 def written_part(store: LocalStore, task: str, batch) -> pa.Table:
