@@ -30,7 +30,9 @@ def as_boxes_3d(value: Any, field: str) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _velocities(value: Any, n: int, field: str) -> np.ndarray:
-    velocities = np.asarray(value, dtype=np.float32).reshape(-1, 2) if np.size(value) else np.zeros((0, 2), np.float32)
+    velocities = np.asarray(value, dtype=np.float32)
+    if velocities.size == 0 and n == 0:
+        velocities = velocities.reshape(0, 2)
     if velocities.shape != (n, 2):
         raise TraceValidationError(f"{field} must have shape ({n}, 2) as [vx, vy]; got {np.shape(value)}")
     if np.isinf(velocities).any():
