@@ -34,6 +34,8 @@ import pandas as pd
 from ml_debugger.exceptions import ConfigurationError
 from ml_debugger.tasks.detection2d.detection_set import DetectionSet
 from ml_debugger.tasks.detection2d.matching import (
+    Assignments,
+    BoxPairs,
     best_per_segment,
     greedy_match,
     group_rank,
@@ -185,7 +187,9 @@ def coco_evaluate(
     precision, recall = _accumulate(
         np.searchsorted(labels, data.dt_labels), data, rank, matched, ignored, n_gt_counted, limits
     )
-    matching = _matching(data, pairs, thresholds, rank, found, ignored[0].T | ~evaluated[:, None], gt_ignore[:, 0])
+    matching = _matching(
+        data, pairs, thresholds, rank, found, ignored[0].T | ~evaluated[:, None], gt_ignore[:, 0]
+    )
     return CocoEvaluation(
         stats=_summarize(precision, recall, thresholds, limits),
         per_class=_per_class(data, labels, precision, recall, thresholds, n_gt_counted[:, 0], limits[-1]),
@@ -198,7 +202,9 @@ def coco_evaluate(
     )
 
 
-def _preference(pair_dt: np.ndarray, pair_gt: np.ndarray, iou: np.ndarray, gt_ignore: np.ndarray) -> np.ndarray:
+def _preference(
+    pair_dt: np.ndarray, pair_gt: np.ndarray, iou: np.ndarray, gt_ignore: np.ndarray
+) -> np.ndarray:
     """(P, A) preference of each candidate GT of a detection: non-ignored first, then IoU, then later row.
 
     ``evaluateImg`` scans GTs sorted ignored-last and keeps the last one with the highest IoU
@@ -347,10 +353,10 @@ def _per_class(
 
 def _matching(
     data: DetectionSet,
-    pairs,
+    pairs: BoxPairs,
     thresholds: np.ndarray,
     rank: np.ndarray,
-    found,
+    found: Assignments,
     dt_ignore: np.ndarray,
     gt_ignore: np.ndarray,
 ) -> CocoMatching:
@@ -367,7 +373,9 @@ def _matching(
     not_crowd = ~data.gt_iscrowd[pairs.gt]
     same = not_crowd & (data.dt_labels[pairs.dt] == data.gt_labels[pairs.gt])
     dt_best_iou, dt_best_gt = best_per_segment(pairs.dt[same], pairs.iou[same], pairs.gt[same], data.n_dt)
-    dt_any_iou, dt_any_gt = best_per_segment(pairs.dt[not_crowd], pairs.iou[not_crowd], pairs.gt[not_crowd], data.n_dt)
+    dt_any_iou, dt_any_gt = best_per_segment(
+        pairs.dt[not_crowd], pairs.iou[not_crowd], pairs.gt[not_crowd], data.n_dt
+    )
     by_gt = np.lexsort((pairs.dt, pairs.gt))
     g, d, iou = pairs.gt[by_gt], pairs.dt[by_gt], pairs.iou[by_gt]
     same = data.dt_labels[d] == data.gt_labels[g]
