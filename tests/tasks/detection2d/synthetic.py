@@ -36,7 +36,12 @@ def _place(rng: np.random.Generator, w: np.ndarray, h: np.ndarray, integer: bool
 
 
 def random_detection_set(
-    seed: int, n_images: int = 40, n_classes: int = 5, max_gt: int = 20, max_dt: int = 150, tied_scores: bool = True
+    seed: int,
+    n_images: int = 40,
+    n_classes: int = 5,
+    max_gt: int = 20,
+    max_dt: int = 150,
+    tied_scores: bool = True,
 ) -> DetectionSet:
     """A small set that exercises every rule of COCOeval and tidecv.
 
@@ -133,7 +138,13 @@ def coco_dicts(data: DetectionSet) -> tuple[dict, list[dict]]:
     labels = np.union1d(data.gt_labels, data.dt_labels)
     annotations = []
     for row, (image, box, label, crowd, area) in enumerate(
-        zip(data.gt_image.tolist(), data.gt_xywh.tolist(), data.gt_labels.tolist(), data.gt_iscrowd.tolist(), data.gt_area.tolist())
+        zip(
+            data.gt_image.tolist(),
+            data.gt_xywh.tolist(),
+            data.gt_labels.tolist(),
+            data.gt_iscrowd.tolist(),
+            data.gt_area.tolist(),
+        )
     ):
         x, y, w, h = box
         annotations.append(
@@ -148,7 +159,10 @@ def coco_dicts(data: DetectionSet) -> tuple[dict, list[dict]]:
             }
         )
     dataset = {
-        "images": [{"id": i, "width": IMAGE_W, "height": IMAGE_H, "file_name": f"{i}.jpg"} for i in range(data.n_images)],
+        "images": [
+            {"id": i, "width": IMAGE_W, "height": IMAGE_H, "file_name": f"{i}.jpg"}
+            for i in range(data.n_images)
+        ],
         "categories": [{"id": int(label), "name": str(label)} for label in labels],
         "annotations": annotations,
     }
@@ -161,7 +175,9 @@ def coco_dicts(data: DetectionSet) -> tuple[dict, list[dict]]:
     return dataset, results
 
 
-def run_pycocotools(data: DetectionSet, iou_thresholds: np.ndarray | None = None, max_dets: list[int] | None = None):
+def run_pycocotools(
+    data: DetectionSet, iou_thresholds: np.ndarray | None = None, max_dets: list[int] | None = None
+):
     """pycocotools' COCOeval (bbox) after evaluate, accumulate and summarize, its printing silenced."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -211,3 +227,76 @@ def tidecv_data(data: DetectionSet):
     ):
         preds.add_detection(image, label, score, box)
     return gt, preds
+
+
+def coco_sized_set(
+    seed: int = 0,
+    n_images: int = 5000,
+    n_classes: int = 80,
+    gt_per_image: float = 7.0,
+    dt_per_image: int = 100,
+) -> DetectionSet:
+    """A COCO-val-sized set: Poisson(``gt_per_image``) GTs per image, exactly ``dt_per_image`` detections.
+
+    GT sizes are log-normal (many small objects, as in COCO), classes Zipf-like, 1% crowds, mask
+    ``area`` 50-90% of the box. Each GT draws 1 + Poisson(1.5) detections (jittered by 3-25% of
+    its size, 10% with another label, later ones scoring lower: duplicates); the rest of the
+    image's detections are low-scoring background boxes.
+    """
+    rng = np.random.default_rng(seed)
+    n_gt = rng.poisson(gt_per_image, n_images)
+    gt_image = np.repeat(np.arange(n_images), n_gt)
+    total = len(gt_image)
+    weights = 1.0 / np.arange(1, n_classes + 1) ** 0.8
+    gt_labels = rng.choice(n_classes, total, p=weights / weights.sum())
+    gt_boxes = _random_boxes(rng, total)
+    gt_iscrowd = rng.random(total) < 0.01
+    gt_area = (
+        (gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1]) * rng.uniform(0.5, 0.9, total)
+    )
+
+    per_gt = 1 + rng.poisson(1.5, total)
+    source = np.repeat(np.arange(total), per_gt)
+    nth = np.arange(len(source)) - np.repeat(np.cumsum(per_gt) - per_gt, per_gt)
+    near_image = gt_image[source]
+    rank_in_image = np.arange(len(source)) - np.searchsorted(near_image, near_image)
+    keep = rank_in_image < dt_per_image
+    source, nth, near_image = source[keep], nth[keep], near_image[keep]
+    base = gt_boxes[source]
+    size = np.tile(base[:, 2:] - base[:, :2], 2)
+    jitter = rng.uniform(0.03, 0.25, len(source))[:, None]
+    near = base + rng.normal(0.0, 1.0, base.shape) * jitter * size
+    near = np.column_stack([np.minimum(near[:, :2], near[:, 2:]), np.maximum(near[:, :2], near[:, 2:])])
+    near_labels = np.where(
+        rng.random(len(source)) < 0.1, rng.integers(0, n_classes, len(source)), gt_labels[source]
+    )
+    near_scores = 1 / (1 + np.exp(-(2.0 - 1.5 * nth - 6 * jitter[:, 0] + rng.normal(0, 1, len(source)))))
+
+    n_background = dt_per_image - np.bincount(near_image, minlength=n_images)
+    background_image = np.repeat(np.arange(n_images), n_background)
+    n_bg = len(background_image)
+    background = _random_boxes(rng, n_bg)
+    background_scores = 1 / (1 + np.exp(-(-3.0 + rng.normal(0, 1.5, n_bg))))
+
+    dt_image = np.r_[near_image, background_image]
+    order = np.argsort(dt_image, kind="stable")
+    return DetectionSet(
+        n_images=n_images,
+        gt_image=gt_image,
+        gt_boxes=gt_boxes,
+        gt_labels=gt_labels,
+        gt_iscrowd=gt_iscrowd,
+        gt_area=gt_area,
+        dt_image=dt_image[order],
+        dt_boxes=np.r_[near, background][order],
+        dt_scores=np.r_[near_scores, background_scores][order],
+        dt_labels=np.r_[near_labels, rng.choice(n_classes, n_bg, p=weights / weights.sum())][order],
+    )
+
+
+def _random_boxes(rng: np.random.Generator, n: int) -> np.ndarray:
+    side = np.exp(rng.normal(np.log(60), 0.9, n))
+    aspect = np.exp(rng.normal(0.0, 0.5, n))
+    w = np.clip(side * np.sqrt(aspect), 2, IMAGE_W)
+    h = np.clip(side / np.sqrt(aspect), 2, IMAGE_H)
+    return _place(rng, w, h, integer=False)

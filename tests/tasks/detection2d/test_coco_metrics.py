@@ -142,7 +142,14 @@ def test_no_ground_truth_at_all() -> None:
 
 def test_nothing_at_all() -> None:
     data = DetectionSet(
-        n_images=3, gt_image=[], gt_boxes=[], gt_labels=[], dt_image=[], dt_boxes=[], dt_scores=[], dt_labels=[]
+        n_images=3,
+        gt_image=[],
+        gt_boxes=[],
+        gt_labels=[],
+        dt_image=[],
+        dt_boxes=[],
+        dt_scores=[],
+        dt_labels=[],
     )
     ours = coco_evaluate(data)
     assert all(value == -1 for value in ours.stats.values())
@@ -181,26 +188,36 @@ def test_from_per_image_equals_columns() -> None:
     for image in range(data.n_images):
         g, d = data.gt_image == image, data.dt_image == image
         targets.append(
-            {"boxes": data.gt_boxes[g], "labels": data.gt_labels[g], "iscrowd": data.gt_iscrowd[g], "area": data.gt_area[g]}
+            {
+                "boxes": data.gt_boxes[g],
+                "labels": data.gt_labels[g],
+                "iscrowd": data.gt_iscrowd[g],
+                "area": data.gt_area[g],
+            }
         )
-        predictions.append({"boxes": data.dt_boxes[d], "labels": data.dt_labels[d], "scores": data.dt_scores[d]})
+        predictions.append(
+            {"boxes": data.dt_boxes[d], "labels": data.dt_labels[d], "scores": data.dt_scores[d]}
+        )
     rebuilt = DetectionSet.from_per_image(targets, predictions)
     for side in ("gt", "dt"):
         order = np.argsort(getattr(data, f"{side}_image"), kind="stable")
         for name in ("image", "boxes", "labels"):
-            np.testing.assert_array_equal(getattr(rebuilt, f"{side}_{name}"), getattr(data, f"{side}_{name}")[order])
-    assert coco_evaluate(rebuilt).stats == coco_evaluate(
-        DetectionSet.from_per_image(targets, predictions)
-    ).stats
-    no_extras = DetectionSet.from_per_image([{"boxes": [[0, 0, 2, 2]], "labels": [1]}], [{"boxes": [], "labels": [], "scores": []}])
+            np.testing.assert_array_equal(
+                getattr(rebuilt, f"{side}_{name}"), getattr(data, f"{side}_{name}")[order]
+            )
+    # Ties are broken by image, then row within the image: grouping rows by image changes nothing.
+    assert coco_evaluate(rebuilt).stats == coco_evaluate(data).stats
+    no_extras = DetectionSet.from_per_image(
+        [{"boxes": [[0, 0, 2, 2]], "labels": [1]}], [{"boxes": [], "labels": [], "scores": []}]
+    )
     assert no_extras.gt_area.tolist() == [4.0] and not no_extras.gt_iscrowd.any()
 
 
 def _columns(**changes) -> dict:
-    base = dict(
-        n_images=2, gt_image=[0], gt_boxes=[[0, 0, 1, 1]], gt_labels=[1],
-        dt_image=[1], dt_boxes=[[0, 0, 1, 1]], dt_scores=[0.5], dt_labels=[1],
-    )  # fmt: skip
+    base = {
+        "n_images": 2, "gt_image": [0], "gt_boxes": [[0, 0, 1, 1]], "gt_labels": [1],
+        "dt_image": [1], "dt_boxes": [[0, 0, 1, 1]], "dt_scores": [0.5], "dt_labels": [1],
+    }  # fmt: skip
     base.update(changes)
     return base
 
@@ -234,3 +251,38 @@ def test_arrays_are_read_only_and_params_checked() -> None:
         coco_evaluate(data, iou_thresholds=[0.0, 0.5])
     with pytest.raises(ConfigurationError, match="max_dets"):
         coco_evaluate(data, max_dets=(1, 10))
+
+
+def test_best_overlaps_equal_dense_pycocotools_iou() -> None:
+    """Best overlaps against a dense pycocotools IoU matrix per image (first maximum wins)."""
+    from pycocotools import mask
+
+    data = random_detection_set(9, n_images=12)
+    m = coco_evaluate(data).matching
+    expected = {
+        "dt_best": [np.zeros(data.n_dt), np.full(data.n_dt, -1)],
+        "dt_best_any": [np.zeros(data.n_dt), np.full(data.n_dt, -1)],
+        "gt_best": [np.zeros(data.n_gt), np.full(data.n_gt, -1)],
+        "gt_best_any": [np.zeros(data.n_gt), np.full(data.n_gt, -1)],
+    }
+    for image in range(data.n_images):
+        dts, gts = np.flatnonzero(data.dt_image == image), np.flatnonzero(data.gt_image == image)
+        if not (len(dts) and len(gts)):
+            continue
+        iou = np.asarray(mask.iou(data.dt_xywh[dts].tolist(), data.gt_xywh[gts].tolist(), [0] * len(gts)))
+        same = data.dt_labels[dts][:, None] == data.gt_labels[gts][None, :]
+        objects = ~data.gt_iscrowd[gts][None, :]
+        for name, values, rows, cols in (
+            ("dt_best", np.where(same & objects, iou, 0.0), dts, gts),
+            ("dt_best_any", np.where(objects, iou, 0.0), dts, gts),
+            ("gt_best", np.where(same, iou, 0.0).T, gts, dts),
+            ("gt_best_any", iou.T, gts, dts),
+        ):
+            best = values.max(axis=1)
+            expected[name][0][rows] = best
+            expected[name][1][rows] = np.where(best > 0, cols[values.argmax(axis=1)], -1)
+    for name, (best, which) in expected.items():
+        suffix = "_any" if name.endswith("_any") else ""
+        other = "gt" if name.startswith("dt") else "dt"
+        np.testing.assert_array_equal(getattr(m, f"{name[:2]}_best_iou{suffix}"), best)
+        np.testing.assert_array_equal(getattr(m, f"{name[:2]}_best_{other}{suffix}"), which)

@@ -12,8 +12,8 @@ from ml_debugger.tasks.detection2d.tide import ERROR_TYPES, TideAnalysis, tide_e
 from .synthetic import random_detection_set, tidecv_data
 
 tidecv = pytest.importorskip("tidecv")
-from tidecv import TIDE  # noqa: E402
-from tidecv.errors import main_errors  # noqa: E402
+from tidecv import TIDE
+from tidecv.errors import main_errors
 
 NAMES = {
     main_errors.ClassError: "cls",
@@ -35,7 +35,10 @@ def _assert_equal_to_tidecv(ours: TideAnalysis, run, preds, data: DetectionSet) 
     # mAP and dAPs (tidecv works in percent).
     assert ours.ap * 100 == pytest.approx(run.ap, abs=1e-6)
     expected = {
-        **{name: lambda error=error: run.fix_main_errors(error_types=[error])[error] for error, name in NAMES.items()},
+        **{
+            name: lambda error=error: run.fix_main_errors(error_types=[error])[error]
+            for error, name in NAMES.items()
+        },
         "false_pos": lambda: run.fix_errors(transform=main_errors.FalsePositiveError.fix).get_mAP() - run.ap,
         "false_neg": lambda: run.fix_errors(false_neg_dict=run.false_negatives).get_mAP() - run.ap,
     }
@@ -126,7 +129,16 @@ def test_no_detections_and_no_ground_truth() -> None:
     _assert_equal_to_tidecv(ours, run, preds, no_gt)
     assert ours.counts["bkg"] == (ours.dt_error != "skipped").sum()
     # With nothing at all tidecv divides by zero; here the mAP is NaN and every dAP too.
-    empty = DetectionSet(n_images=2, gt_image=[], gt_boxes=[], gt_labels=[], dt_image=[], dt_boxes=[], dt_scores=[], dt_labels=[])
+    empty = DetectionSet(
+        n_images=2,
+        gt_image=[],
+        gt_boxes=[],
+        gt_labels=[],
+        dt_image=[],
+        dt_boxes=[],
+        dt_scores=[],
+        dt_labels=[],
+    )
     nothing = tide_errors(empty)
     assert np.isnan(nothing.ap) and all(np.isnan(value) for value in nothing.dap.values())
 

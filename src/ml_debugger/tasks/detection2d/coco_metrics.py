@@ -34,6 +34,8 @@ import pandas as pd
 from ml_debugger.exceptions import ConfigurationError
 from ml_debugger.tasks.detection2d.detection_set import DetectionSet
 from ml_debugger.tasks.detection2d.matching import (
+    Assignments,
+    BoxPairs,
     best_per_segment,
     greedy_match,
     group_rank,
@@ -170,21 +172,24 @@ def coco_evaluate(
         rank,
         data.gt_iscrowd,
     )
-    shape = (data.n_dt, len(AREA_RANGES), len(thresholds))
+    # (area range, threshold, detection): each (area, threshold) slice is contiguous for accumulate.
+    shape = (len(AREA_RANGES), len(thresholds), data.n_dt)
     matched = np.zeros(shape, bool)
-    matched[found.dt, found.variant, found.threshold] = True
+    matched[found.variant, found.threshold, found.dt] = True
     ignored = np.zeros(shape, bool)
-    ignored[found.dt, found.variant, found.threshold] = gt_ignore[found.gt, found.variant]
-    ignored |= ~matched & dt_outside[:, :, None]
+    ignored[found.variant, found.threshold, found.dt] = gt_ignore[found.gt, found.variant]
+    ignored |= ~matched & dt_outside.T[:, None, :]
 
-    n_gt_counted = np.stack(
-        [np.bincount(np.searchsorted(labels, data.gt_labels[~gt_ignore[:, a]]), minlength=len(labels)) for a in range(shape[1])],
-        axis=1,
-    ) if len(labels) else np.zeros((0, shape[1]), np.int64)
+    gt_k = np.searchsorted(labels, data.gt_labels)
+    n_gt_counted = np.zeros((len(labels), len(AREA_RANGES)), np.int64)
+    for a in range(len(AREA_RANGES)):
+        n_gt_counted[:, a] = np.bincount(gt_k[~gt_ignore[:, a]], minlength=len(labels))
     precision, recall = _accumulate(
         np.searchsorted(labels, data.dt_labels), data, rank, matched, ignored, n_gt_counted, limits
     )
-    matching = _matching(data, pairs, thresholds, rank, found, ignored[:, 0, :] | ~evaluated[:, None], gt_ignore[:, 0])
+    matching = _matching(
+        data, pairs, thresholds, rank, found, ignored[0].T | ~evaluated[:, None], gt_ignore[:, 0]
+    )
     return CocoEvaluation(
         stats=_summarize(precision, recall, thresholds, limits),
         per_class=_per_class(data, labels, precision, recall, thresholds, n_gt_counted[:, 0], limits[-1]),
@@ -197,7 +202,9 @@ def coco_evaluate(
     )
 
 
-def _preference(pair_dt: np.ndarray, pair_gt: np.ndarray, iou: np.ndarray, gt_ignore: np.ndarray) -> np.ndarray:
+def _preference(
+    pair_dt: np.ndarray, pair_gt: np.ndarray, iou: np.ndarray, gt_ignore: np.ndarray
+) -> np.ndarray:
     """(P, A) preference of each candidate GT of a detection: non-ignored first, then IoU, then later row.
 
     ``evaluateImg`` scans GTs sorted ignored-last and keeps the last one with the highest IoU
@@ -223,7 +230,7 @@ def _accumulate(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``COCOeval.accumulate``: precision (T, R, K, A, M) and recall (T, K, A, M)."""
     n_classes, n_areas = n_gt_counted.shape
-    n_thr = matched.shape[2]
+    n_thr = matched.shape[1]
     precision = -np.ones((n_thr, len(RECALL_THRESHOLDS), n_classes, n_areas, len(limits)))
     recall = -np.ones((n_thr, n_classes, n_areas, len(limits)))
     # Pooled order of one class: descending score, stable over (image, rank within the image).
@@ -231,48 +238,50 @@ def _accumulate(
     for m, limit in enumerate(limits):
         rows = order[rank[order] < limit]
         for a in range(n_areas):
-            counted = ~ignored[rows, a, :].T
-            tp = matched[rows, a, :].T & counted
+            counted = ~ignored[a][:, rows]
             precision[:, :, :, a, m], recall[:, :, a, m] = _precision_recall(
-                tp, counted & ~tp, dt_k[rows], n_gt_counted[:, a]
+                matched[a][:, rows] & counted, counted, dt_k[rows], n_gt_counted[:, a]
             )
     return precision, recall
 
 
 def _precision_recall(
-    tp: np.ndarray, fp: np.ndarray, dt_k: np.ndarray, n_gt: np.ndarray
+    tp: np.ndarray, counted: np.ndarray, dt_k: np.ndarray, n_gt: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Interpolated precision (T, R, K) and recall (T, K) of pooled detections sorted by class.
 
-    Only true positives are visited: the interpolated precision at recall threshold ``r`` is the
-    largest precision at a true positive whose recall is ``>= r`` (precision only rises at true
-    positives), which is what the right-to-left maximum and ``searchsorted`` give.
+    ``tp`` and ``counted`` (not ignored) are (T, n). Only true positives are visited: the
+    interpolated precision at recall threshold ``r`` is the largest precision at a true positive
+    whose recall is ``>= r`` (precision only rises at true positives), which is what the
+    right-to-left maximum and ``searchsorted`` give.
     """
     n_thr, n = tp.shape
     n_classes = len(n_gt)
     n_rec = len(RECALL_THRESHOLDS)
     starts = segment_starts(dt_k)
     first = np.repeat(starts, np.diff(np.r_[starts, n])) if n else np.zeros(0, np.int64)
-    thr, pos = np.nonzero(tp)
-    cum_tp = np.cumsum(tp, axis=1)
-    cum_fp = np.cumsum(fp, axis=1)
-    before = first[pos] - 1
-    has_before = before >= 0
-    tp_n = (cum_tp[thr, pos] - np.where(has_before, cum_tp[thr, before], 0)).astype(np.float64)
-    fp_n = (cum_fp[thr, pos] - np.where(has_before, cum_fp[thr, before], 0)).astype(np.float64)
+    thr, pos = np.nonzero(tp)  # sorted by (threshold, class, order)
     k = dt_k[pos]
-    precision_at = tp_n / (fp_n + tp_n + np.spacing(1))
-    recall_at = tp_n / n_gt[k]
+    segment = thr * n_classes + k
+    seg_starts = segment_starts(segment)
+    tp_n = np.arange(1, len(segment) + 1) - np.repeat(seg_starts, np.diff(np.r_[seg_starts, len(segment)]))
+    cum_counted = np.cumsum(counted, axis=1, dtype=np.int32)
+    before = first[pos] - 1
+    counted_n = cum_counted[thr, pos] - np.where(before >= 0, cum_counted[thr, before], 0)
+    tp_f = tp_n.astype(np.float64)
+    fp_f = (counted_n - tp_n).astype(np.float64)
+    precision_at = tp_f / (fp_f + tp_f + np.spacing(1))
+    recall_at = tp_f / n_gt[k]
     # Number of recall thresholds each true positive reaches; nondecreasing within (threshold, class).
     reached = np.searchsorted(RECALL_THRESHOLDS, recall_at, side="right")
-    key = (thr * n_classes + k) * (n_rec + 1) + reached
+    key = segment * (n_rec + 1) + reached
     best = np.zeros(n_thr * n_classes * (n_rec + 1))
     key_starts = segment_starts(key)
     if len(key):
         best[key[key_starts]] = np.maximum.reduceat(precision_at, key_starts)
     best = best.reshape(n_thr, n_classes, n_rec + 1)
     interpolated = np.maximum.accumulate(best[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:]
-    n_tp = np.bincount(thr * n_classes + k, minlength=n_thr * n_classes).reshape(n_thr, n_classes)
+    n_tp = np.bincount(segment, minlength=n_thr * n_classes).reshape(n_thr, n_classes)
     absent = n_gt == 0
     final_recall = n_tp / np.where(absent, 1, n_gt)
     interpolated[:, absent, :] = -1
@@ -344,10 +353,10 @@ def _per_class(
 
 def _matching(
     data: DetectionSet,
-    pairs,
+    pairs: BoxPairs,
     thresholds: np.ndarray,
     rank: np.ndarray,
-    found,
+    found: Assignments,
     dt_ignore: np.ndarray,
     gt_ignore: np.ndarray,
 ) -> CocoMatching:
@@ -364,7 +373,9 @@ def _matching(
     not_crowd = ~data.gt_iscrowd[pairs.gt]
     same = not_crowd & (data.dt_labels[pairs.dt] == data.gt_labels[pairs.gt])
     dt_best_iou, dt_best_gt = best_per_segment(pairs.dt[same], pairs.iou[same], pairs.gt[same], data.n_dt)
-    dt_any_iou, dt_any_gt = best_per_segment(pairs.dt[not_crowd], pairs.iou[not_crowd], pairs.gt[not_crowd], data.n_dt)
+    dt_any_iou, dt_any_gt = best_per_segment(
+        pairs.dt[not_crowd], pairs.iou[not_crowd], pairs.gt[not_crowd], data.n_dt
+    )
     by_gt = np.lexsort((pairs.dt, pairs.gt))
     g, d, iou = pairs.gt[by_gt], pairs.dt[by_gt], pairs.iou[by_gt]
     same = data.dt_labels[d] == data.gt_labels[g]

@@ -29,8 +29,8 @@ class DetectionSet:
     small / medium / large ranges test for ground truth. Both default to "no crowd" and the box
     area. Detections are always sized by their box area, as pycocotools' ``loadRes`` does.
 
-    Arrays are converted to the documented dtypes, validated (errors name the field) and made
-    read-only.
+    Arrays are copied to the documented dtypes, validated (errors name the field) and made
+    read-only; after construction ``gt_iscrowd`` and ``gt_area`` are always arrays.
     """
 
     n_images: int
@@ -70,7 +70,9 @@ class DetectionSet:
             xywh = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
             self._set(f"{side}_xywh", xywh)
         n_gt = len(self.gt_boxes)
-        iscrowd = np.zeros(n_gt, bool) if self.gt_iscrowd is None else _column(self.gt_iscrowd, "gt_iscrowd", n_gt)
+        iscrowd = (
+            np.zeros(n_gt, bool) if self.gt_iscrowd is None else _column(self.gt_iscrowd, "gt_iscrowd", n_gt)
+        )
         if iscrowd.dtype != bool and not np.isin(iscrowd, (0, 1)).all():
             raise ConfigurationError("gt_iscrowd must be boolean or 0/1")
         self._set("gt_iscrowd", iscrowd.astype(bool))
@@ -111,7 +113,8 @@ class DetectionSet:
         """
         if len(targets) != len(predictions):
             raise ConfigurationError(
-                f"targets and predictions must list the same images; got {len(targets)} and {len(predictions)}"
+                "targets and predictions must list the same images; "
+                f"got {len(targets)} and {len(predictions)}"
             )
         gt = _stack(targets, ("boxes", "labels"), ("iscrowd", "area"), "targets")
         dt = _stack(predictions, ("boxes", "labels", "scores"), (), "predictions")
@@ -132,7 +135,10 @@ class DetectionSet:
 def _stack(
     entries: Sequence[Mapping[str, object]], required: tuple[str, ...], optional: tuple[str, ...], name: str
 ) -> dict[str, np.ndarray]:
-    """Concatenate per-image dicts into columns plus an ``image`` column; optional keys must be in all or none."""
+    """Concatenate per-image dicts into columns plus an ``image`` column.
+
+    Optional keys must be in every dict or in none.
+    """
     parts: dict[str, list[np.ndarray]] = {key: [] for key in ("image", *required, *optional)}
     for image, entry in enumerate(entries):
         missing = [key for key in required if key not in entry]
@@ -185,5 +191,7 @@ def _boxes(values: object, name: str) -> np.ndarray:
     bad = (array[:, 2] < array[:, 0]) | (array[:, 3] < array[:, 1])
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ConfigurationError(f"{name} must have x2 >= x1 and y2 >= y1; row {row} is {array[row].tolist()}")
+        raise ConfigurationError(
+            f"{name} must have x2 >= x1 and y2 >= y1; row {row} is {array[row].tolist()}"
+        )
     return array

@@ -14,6 +14,7 @@ The building blocks that COCO's ``evaluateImg`` and TIDE's matching share:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,9 @@ class Assignments:
 
 def overlapping_pairs(data: DetectionSet, dt_rows: np.ndarray | None = None) -> BoxPairs:
     """All intersecting (detection, GT) pairs within images, for ``dt_rows`` (default: every detection).
+
+    Pairs come grouped by detection in the order of ``dt_rows`` (sorted rows give sorted ``dt``,
+    as ``best_per_segment`` needs), GTs ascending within a detection.
 
     Computes, as pycocotools' ``bbIou`` on ``d = [x, y, w, h]`` and ``g``:
     ``iw = min(d.x + d.w, g.x + g.w) - max(d.x, g.x)`` (likewise ``ih``), intersection
@@ -175,7 +179,7 @@ def greedy_match(
     n_gt = len(gt_reusable)
     available = np.ones((n_gt, n_variants, n_thresholds), bool)
     found: list[tuple[np.ndarray, ...]] = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for lo, hi in itertools.pairwise(bounds):
         dt, gt = pair_dt[lo:hi], pair_gt[lo:hi]
         eligible = (pair_iou[lo:hi, None] >= thresholds[None, :])[:, None, :] & available[gt]
         score = np.where(eligible, priority[lo:hi, :, None], -1)

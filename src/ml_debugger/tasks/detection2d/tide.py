@@ -27,6 +27,13 @@ AP is tidecv's: per class, points sorted by descending score (stable in tidecv's
 order), precision ``tp / (tp + fp)`` made non-increasing from the right, read at recalls
 ``i / 100``; a class that has detections but no GT scores 0; mAP is the mean over classes with
 any point or GT. Values here are fractions in [0, 1]; tidecv prints them multiplied by 100.
+
+Tied scores, reproduced as they are: tidecv's ``fix_errors`` lists every point that comes from
+an error before every true positive, while its baseline interleaves them by image, so among
+equal scores a "fixed" AP meets the false positives first. With many ties this alone lowers
+the fixed mAPs (on the test data with scores on a 0.05 grid, fixing nothing already costs about
+3 AP points), which every dAP inherits and the clipping at 0 can hide. Continuous scores are
+unaffected.
 """
 
 from __future__ import annotations
@@ -67,7 +74,8 @@ class TideAnalysis:
     - ``dt_gt``: the GT row a detection relates to: matched (``none``), same class (``loc``,
       ``dupe``: the GT already taken), other class (``cls``); -1 otherwise.
     - ``dt_ignored``: unmatched and inside a crowd region of its class (not counted in AP).
-    - ``dt_iou``: highest IoU with a non-crowd GT of its image and class (tidecv's ``pred['iou']``).
+    - ``dt_iou``: highest IoU with a non-crowd GT of its image and class (tidecv's ``pred['iou']``;
+      0 for ``skipped``).
     - ``gt_match``: detection row matched to the GT, or -1.
     - ``gt_missed``: a non-crowd GT left unmatched (a false negative).
     - ``gt_error``: one of ``GT_OUTCOMES``: ``none`` (matched), ``miss``, ``cls`` / ``loc`` (a
@@ -118,8 +126,13 @@ def tide_errors(
     preference = np.empty(len(m), np.int64)
     preference[order] = np.arange(len(m)) - np.repeat(starts, np.diff(np.r_[starts, len(m)]))
     found = greedy_match(
-        m_dt, m_gt, m_iou, preference[:, None], np.array([pos]),
-        group_rank((data.dt_image, data.dt_labels), data.dt_scores), np.zeros(n_gt, bool),
+        m_dt,
+        m_gt,
+        m_iou,
+        preference[:, None],
+        np.array([pos]),
+        group_rank((data.dt_image, data.dt_labels), data.dt_scores),
+        np.zeros(n_gt, bool),
     )
     dt_match = np.full(n_dt, -1, np.int64)
     dt_match[found.dt] = found.gt
@@ -159,14 +172,14 @@ def tide_errors(
     false_neg = ~data.gt_iscrowd & ~gt_used
     missed = false_neg & (gt_fixed_by < 0)
 
-    dt_error = np.select(
-        [tp, cls, loc, both, dupe, bkg], list(DT_OUTCOMES[:-1]), DT_OUTCOMES[-1]
-    ).astype(f"<U{max(map(len, DT_OUTCOMES))}")
+    dt_error = np.select([tp, cls, loc, both, dupe, bkg], list(DT_OUTCOMES[:-1]), DT_OUTCOMES[-1]).astype(
+        f"<U{max(map(len, DT_OUTCOMES))}"
+    )
     by_cls = np.zeros(n_gt, bool)
     by_cls[dt_gt[fixable[first]]] = cls[fixable[first]]
-    gt_error = np.select([gt_used, missed, by_cls, false_neg], ["none", "miss", "cls", "loc"], "ignored").astype(
-        f"<U{max(map(len, GT_OUTCOMES))}"
-    )
+    gt_error = np.select(
+        [gt_used, missed, by_cls, false_neg], ["none", "miss", "cls", "loc"], "ignored"
+    ).astype(f"<U{max(map(len, GT_OUTCOMES))}")
     counts = {name: int(mask.sum()) for name, mask in zip(ERROR_TYPES, (cls, loc, both, dupe, bkg, missed))}
 
     # 4. dAPs.
@@ -212,7 +225,9 @@ def _daps(
 
     tps, fps = np.flatnonzero(tp), np.flatnonzero(counted & ~tp)
 
-    def fixed_map(kept_fps: np.ndarray, recovered: np.ndarray, n_gt: np.ndarray, false_pos: bool = False) -> float:
+    def fixed_map(
+        kept_fps: np.ndarray, recovered: np.ndarray, n_gt: np.ndarray, false_pos: bool = False
+    ) -> float:
         error_points = np.r_[kept_fps, recovered]
         k = np.r_[dt_k[kept_fps], gt_k[dt_gt[recovered]], dt_k[tps]]
         is_tp = np.r_[np.zeros(len(kept_fps), bool), np.ones(len(recovered) + len(tps), bool)]
@@ -230,11 +245,15 @@ def _daps(
             value = fixed_map(fps[dt_error[fps] != name], recovered, n_pos)
         dap[name] = max(value - base, 0.0)
     dap["false_pos"] = fixed_map(fps, nothing, n_pos, false_pos=True) - base
-    dap["false_neg"] = fixed_map(fps, nothing, n_pos - np.bincount(gt_k[false_neg], minlength=len(classes))) - base
+    dap["false_neg"] = (
+        fixed_map(fps, nothing, n_pos - np.bincount(gt_k[false_neg], minlength=len(classes))) - base
+    )
     return base, dap
 
 
-def _tide_map(k: np.ndarray, score: np.ndarray, is_tp: np.ndarray, tiebreak: np.ndarray, n_pos: np.ndarray) -> float:
+def _tide_map(
+    k: np.ndarray, score: np.ndarray, is_tp: np.ndarray, tiebreak: np.ndarray, n_pos: np.ndarray
+) -> float:
     """tidecv's ``ClassedAPDataObject.get_mAP`` on points (class index, score, true positive).
 
     ``tiebreak`` orders points of equal score (tidecv's insertion order). Classes count if they
