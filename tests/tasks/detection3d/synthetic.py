@@ -156,40 +156,63 @@ def _assemble(n_frames: int, gt_rows: list[tuple], dt_rows: list[tuple], ego: np
 
 
 def nuscenes_sized_set(seed: int = 0, n_frames: int = 600, gt_per_frame: int = 40, dt_per_frame: int = 500) -> FrameSet:
-    """A nuScenes-val-like set: per frame about ``gt_per_frame`` GTs with nuScenes' class mix
+    """A nuScenes-val-like set: per frame Poisson(``gt_per_frame``) GTs with nuScenes' class mix
     within 60 m, and exactly ``dt_per_frame`` detections (a CenterPoint-like output: 1-3
     jittered hits per GT, the rest low-scoring clutter), velocities, attributes, point counts."""
     rng = np.random.default_rng(seed)
     p = np.array([FREQUENCY[n] for n in NAMES])
-    gt_rows, dt_rows = [], []
-    for frame in range(n_frames):
-        n_gt = int(rng.poisson(gt_per_frame))
-        names = rng.choice(NAMES, n_gt, p=p / p.sum()).astype(object)
-        wlh = np.array([WLH[n] for n in names]).reshape(-1, 3) * rng.uniform(0.9, 1.1, (n_gt, 3))
-        boxes = np.column_stack([_polar(rng, 60 * np.sqrt(rng.random(n_gt))), rng.normal(0, 0.5, n_gt), wlh,
-                                 rng.uniform(-np.pi, np.pi, n_gt)])  # fmt: skip
-        velocity = rng.normal(0, 3, (n_gt, 2))
-        velocity[rng.random(n_gt) < 0.1] = np.nan
-        points = np.where(rng.random(n_gt) < 0.05, 0, rng.integers(1, 2000, n_gt))
-        for i in range(n_gt):
-            gt_rows.append((frame, boxes[i], LABEL_OF[names[i]], velocity[i], int(points[i]), _gt_attribute(rng, names[i])))
-        hits = np.repeat(np.arange(n_gt), rng.integers(1, 4, n_gt))[:dt_per_frame]
-        n_hit, n_clutter = len(hits), dt_per_frame - len(hits)
-        dt_boxes = np.concatenate([boxes[hits], np.zeros((n_clutter, 7))])
-        dt_names = np.concatenate([names[hits], rng.choice(NAMES, n_clutter, p=p / p.sum()).astype(object)])
-        dt_boxes[:n_hit, :2] += rng.normal(0, 0.4, (n_hit, 2))
-        dt_boxes[:n_hit, 3:6] *= rng.uniform(0.85, 1.15, (n_hit, 3))
-        dt_boxes[:n_hit, 6] += rng.normal(0, 0.2, n_hit)
-        dt_boxes[n_hit:, :2] = _polar(rng, 60 * np.sqrt(rng.random(n_clutter)))
-        dt_boxes[n_hit:, 3:6] = np.array([WLH[n] for n in dt_names[n_hit:]]).reshape(-1, 3)
-        dt_boxes[n_hit:, 6] = rng.uniform(-np.pi, np.pi, n_clutter)
-        scores = np.concatenate([rng.beta(5, 2, n_hit), rng.beta(1, 12, n_clutter)])
-        dt_velocity = np.nan_to_num(np.concatenate([velocity[hits], np.zeros((n_clutter, 2))])) + rng.normal(0, 0.5, (dt_per_frame, 2))
-        for i in range(dt_per_frame):
-            options = ATTRIBUTES.get(str(dt_names[i]), ())
-            attribute = str(rng.choice(options)) if options else ""
-            dt_rows.append((frame, dt_boxes[i], LABEL_OF[str(dt_names[i])], float(scores[i]), dt_velocity[i], attribute))
-    return _assemble(n_frames, gt_rows, dt_rows, np.zeros((n_frames, 2)))
+    sizes = np.array([WLH[n] for n in NAMES])
+    gt_frame = np.repeat(np.arange(n_frames), rng.poisson(gt_per_frame, n_frames))
+    n_gt = len(gt_frame)
+    gt_class = rng.choice(len(NAMES), n_gt, p=p / p.sum())
+    gt_boxes = np.column_stack([_polar(rng, 60 * np.sqrt(rng.random(n_gt))), rng.normal(0, 0.5, n_gt),
+                                sizes[gt_class] * rng.uniform(0.9, 1.1, (n_gt, 3)), rng.uniform(-np.pi, np.pi, n_gt)])  # fmt: skip
+    gt_velocity = rng.normal(0, 3, (n_gt, 2))
+    gt_velocity[rng.random(n_gt) < 0.1] = np.nan
+    points = np.where(rng.random(n_gt) < 0.05, 0, rng.integers(1, 2000, n_gt))
+    # Hits: 1-3 per GT, at most dt_per_frame per frame; clutter fills each frame up to dt_per_frame.
+    hit = np.repeat(np.arange(n_gt), rng.integers(1, 4, n_gt))
+    first = np.searchsorted(gt_frame[hit], np.arange(n_frames))
+    hit = hit[np.arange(len(hit)) - first[gt_frame[hit]] < dt_per_frame]
+    n_clutter = dt_per_frame - np.bincount(gt_frame[hit], minlength=n_frames)
+    clutter_frame = np.repeat(np.arange(n_frames), n_clutter)
+    m = len(clutter_frame)
+    clutter_class = rng.choice(len(NAMES), m, p=p / p.sum())
+    hit_boxes = gt_boxes[hit].copy()
+    hit_boxes[:, :2] += rng.normal(0, 0.4, (len(hit), 2))
+    hit_boxes[:, 3:6] *= rng.uniform(0.85, 1.15, (len(hit), 3))
+    hit_boxes[:, 6] += rng.normal(0, 0.2, len(hit))
+    clutter_boxes = np.column_stack([_polar(rng, 60 * np.sqrt(rng.random(m))), np.zeros(m), sizes[clutter_class],
+                                     rng.uniform(-np.pi, np.pi, m)])  # fmt: skip
+    dt_frame = np.concatenate([gt_frame[hit], clutter_frame])
+    by_frame = np.argsort(dt_frame, kind="stable")
+    dt_class = np.concatenate([gt_class[hit], clutter_class])[by_frame]
+    dt_velocity = np.nan_to_num(np.concatenate([gt_velocity[hit], np.zeros((m, 2))])) + rng.normal(0, 0.5, (len(dt_frame), 2))
+    return FrameSet(
+        n_frames=n_frames,
+        gt_frame=gt_frame,
+        gt_boxes=gt_boxes,
+        gt_labels=np.array([LABEL_OF[n] for n in NAMES])[gt_class],
+        gt_velocities=gt_velocity,
+        gt_num_points=points,
+        gt_attributes=_attributes(rng, gt_class, missing=0.05),
+        dt_frame=dt_frame[by_frame],
+        dt_boxes=np.concatenate([hit_boxes, clutter_boxes])[by_frame],
+        dt_scores=np.concatenate([rng.beta(5, 2, len(hit)), rng.beta(1, 12, m)])[by_frame],
+        dt_labels=np.array([LABEL_OF[n] for n in NAMES])[dt_class],
+        dt_velocities=dt_velocity[by_frame],
+        dt_attributes=_attributes(rng, dt_class, missing=0.0),
+    )
+
+
+def _attributes(rng: np.random.Generator, classes: np.ndarray, missing: float) -> np.ndarray:
+    """A random attribute of each row's class (``""`` for classes without, and with probability ``missing``)."""
+    out = np.full(len(classes), "", dtype=object)
+    for c, name in enumerate(NAMES):
+        rows = np.flatnonzero((classes == c) & (rng.random(len(classes)) >= missing))
+        if ATTRIBUTES.get(name):
+            out[rows] = rng.choice(ATTRIBUTES[name], len(rows))
+    return out
 
 
 class _StubNuScenes:

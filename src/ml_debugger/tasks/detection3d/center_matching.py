@@ -27,9 +27,10 @@ from ml_debugger.tasks.detection2d.matching import greedy_match, segment_starts
 from ml_debugger.tasks.detection3d.frame_set import FrameSet
 from ml_debugger.tasks.detection3d.nuscenes_config import NUSCENES_DEFAULTS, EvaluatedClasses, NuScenesConfig
 
-__all__ = ["CenterMatching", "box_pair_errors", "devkit_order", "match_centers", "match_classes"]
+__all__ = ["CenterMatching", "box_pair_errors", "match_centers", "match_classes"]
 
-_BLOCK = 1 << 21  # bounds the padded (frames x detections x GTs) distance block built at once
+_BLOCK = 1 << 18  # bounds the padded (frames x detections x GTs) distance block built at once
+_FAR = 1e300  # x of padding rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,7 +126,7 @@ def match_classes(
     dt_eval, gt_eval = classes.dt_evaluated, classes.gt_evaluated
     near, pairs = _pairwise(frames, classes, float(ths.max()))
     pair_dt, pair_gt, dist = pairs
-    step = _group_position(frames, classes.dt_class, dt_eval)
+    step = _group_position(frames, classes)
     # Eligible iff dist < th, i.e. -dist >= -(largest float below th); the nearest first, ties by GT row.
     order = np.lexsort((pair_gt, dist, pair_dt))
     starts = segment_starts(pair_dt[order])
@@ -205,25 +206,10 @@ def box_pair_errors(
     }
 
 
-def devkit_order(frames: FrameSet, dt_class: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """Detection rows sorted by class, then in the order ``accumulate`` visits them.
-
-    ``accumulate`` pools a class's detections frame by frame (rows of a frame in order) and
-    visits them by ``sorted((score, index))[::-1]``: descending score, then descending pooled
-    index (a later frame first, and within a frame a later row first). ``rows`` restricts the
-    result to those rows (default all).
-    """
-    pooled = np.empty(frames.n_dt, np.int64)
-    pooled[np.argsort(frames.dt_frame, kind="stable")] = np.arange(frames.n_dt)
-    rows = np.arange(frames.n_dt) if rows is None else np.asarray(rows, np.int64)
-    return rows[np.lexsort((-pooled[rows], -frames.dt_scores[rows], dt_class[rows]))]
-
-
-def _group_position(frames: FrameSet, dt_class: np.ndarray, evaluated: np.ndarray) -> np.ndarray:
+def _group_position(frames: FrameSet, classes: EvaluatedClasses) -> np.ndarray:
     """Each evaluated detection's position in the devkit's order within its (frame, class); others -1."""
-    rows = devkit_order(frames, dt_class, np.flatnonzero(evaluated))
-    rows = rows[np.argsort(frames.dt_frame[rows], kind="stable")]  # (frame, class) groups, order kept
-    key = frames.dt_frame[rows] * (int(dt_class.max(initial=0)) + 1) + dt_class[rows]
+    rows = classes.dt_order[np.argsort(frames.dt_frame[classes.dt_order], kind="stable")]  # groups, order kept
+    key = frames.dt_frame[rows] * len(classes.names) + classes.dt_class[rows]
     starts = segment_starts(key)
     step = np.full(frames.n_dt, -1, np.int64)
     step[rows] = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
@@ -273,26 +259,33 @@ def _block(
     near: dict[str, np.ndarray],
     max_dist: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distances within one padded block; fills ``near`` and returns its candidate pairs."""
+    """Squared distances within one padded block; fills ``near`` and returns its candidate pairs.
+
+    ``dx * dx + dy * dy`` are the operations of the matching distance, so ``sqrt`` of an entry is
+    that distance exactly. Padding sits at x = -+1e300, whose squared distance to anything
+    overflows to ``inf``: it is never a nearest box nor a candidate.
+    """
     dt_ok, gt_ok = dt >= 0, gt >= 0
-    d, g = np.where(dt_ok, dt, 0), np.where(gt_ok, gt, 0)
-    dx = frames.dt_boxes[d, 0][:, :, None] - frames.gt_boxes[g, 0][:, None, :]
-    dy = frames.dt_boxes[d, 1][:, :, None] - frames.gt_boxes[g, 1][:, None, :]
-    dist = np.sqrt(dx * dx + dy * dy)
-    dist[~(dt_ok[:, :, None] & gt_ok[:, None, :])] = np.inf
-    same = classes.dt_class[d][:, :, None] == classes.gt_class[g][:, None, :]
-    same_dist = np.where(same, dist, np.inf)
-    for values, kind in ((same_dist, ""), (dist, "_any")):
+    d, g = np.maximum(dt, 0), np.maximum(gt, 0)
+    xd, xg = np.where(dt_ok, frames.dt_boxes[d, 0], -_FAR), np.where(gt_ok, frames.gt_boxes[g, 0], _FAR)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sq = xd[:, :, None] - xg[:, None, :]
+        np.multiply(sq, sq, out=sq)
+        dy = frames.dt_boxes[d, 1][:, :, None] - frames.gt_boxes[g, 1][:, None, :]
+        np.multiply(dy, dy, out=dy)
+        sq += dy
+    same_sq = np.where(classes.dt_class[d][:, :, None] == classes.gt_class[g][:, None, :], sq, np.inf)
+    for values, kind in ((same_sq, ""), (sq, "_any")):
         for axis, side, other, mine, theirs in ((2, "dt", "gt", d, g), (1, "gt", "dt", g, d)):
             which = values.argmin(axis=axis)
             best = np.take_along_axis(values, np.expand_dims(which, axis), axis).squeeze(axis)
-            ok = (dt_ok if side == "dt" else gt_ok) & np.isfinite(best)
-            picked = np.take_along_axis(theirs, which, axis=1)
-            near[f"{side}_nearest_{other}{kind}"][mine[ok]] = picked[ok]
-            near[f"{side}_nearest_{other}{kind}_dist"][mine[ok]] = best[ok]
-    candidate = (same_dist < max_dist) & classes.dt_evaluated[d][:, :, None] & classes.gt_evaluated[g][:, None, :]
-    f, i, j = np.nonzero(candidate)
-    return d[f, i], g[f, j], same_dist[f, i, j]
+            ok = np.isfinite(best)
+            near[f"{side}_nearest_{other}{kind}"][mine[ok]] = np.take_along_axis(theirs, which, axis=1)[ok]
+            near[f"{side}_nearest_{other}{kind}_dist"][mine[ok]] = np.sqrt(best[ok])
+    f, i, j = np.nonzero(same_sq < max_dist * max_dist * (1 + 1e-9))  # a superset; the exact test follows
+    pair_dt, pair_gt, dist = d[f, i], g[f, j], np.sqrt(same_sq[f, i, j])
+    keep = (dist < max_dist) & classes.dt_evaluated[pair_dt] & classes.gt_evaluated[pair_gt]
+    return pair_dt[keep], pair_gt[keep], dist[keep]
 
 
 def _rows_by_frame(frame: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ import numpy as np
 from ml_debugger.exceptions import ConfigurationError
 from ml_debugger.tasks.detection3d.frame_set import FrameSet
 
-__all__ = ["NUSCENES_CLASS_RANGE", "NUSCENES_DEFAULTS", "TP_METRICS", "EvaluatedClasses", "NuScenesConfig"]
+__all__ = ["NUSCENES_CLASS_RANGE", "NUSCENES_DEFAULTS", "TP_METRICS", "EvaluatedClasses", "NuScenesConfig", "devkit_order"]
 
 TP_METRICS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")  # devkit order
 NUSCENES_CLASS_RANGE: Mapping[str, float] = MappingProxyType({
@@ -123,6 +123,7 @@ class EvaluatedClasses:
     gt_in_range: np.ndarray  # (n_gt,) bool
     gt_has_points: np.ndarray  # (n_gt,) bool
     dt_in_range: np.ndarray  # (n_dt,) bool
+    dt_order: np.ndarray  # evaluated detection rows by class, each class in the devkit's visiting order
 
     @property
     def gt_evaluated(self) -> np.ndarray:
@@ -144,16 +145,18 @@ class EvaluatedClasses:
         classes = {}
         for side in ("gt", "dt"):
             row_labels = getattr(frames, f"{side}_labels")
-            unknown = np.setdiff1d(row_labels, labels)
+            index = np.minimum(np.searchsorted(labels, row_labels), len(labels) - 1)
+            unknown = np.unique(row_labels[labels[index] != row_labels])
             if len(unknown):
                 raise ConfigurationError(
                     f"{side}_labels has labels {unknown[:10].tolist()} that class_names does not name "
                     f"(it names {labels.tolist()})"
                 )
-            classes[side] = np.searchsorted(labels, row_labels)
+            classes[side] = index
         ranges = np.array([config.range_of(name) for name in names])
         periods = np.array([config.orientation_period.get(name, 2 * math.pi) for name in names], dtype=np.float64)
         has_points = frames.gt_num_points != 0 if config.remove_zero_point_gt else np.ones(frames.n_gt, bool)
+        dt_in_range = frames.dt_distance < ranges[classes["dt"]]
         return cls(
             labels=labels,
             names=names,
@@ -163,5 +166,19 @@ class EvaluatedClasses:
             dt_class=classes["dt"],
             gt_in_range=frames.gt_distance < ranges[classes["gt"]],
             gt_has_points=has_points,
-            dt_in_range=frames.dt_distance < ranges[classes["dt"]],
+            dt_in_range=dt_in_range,
+            dt_order=devkit_order(frames, classes["dt"], dt_in_range),
         )
+
+
+def devkit_order(frames: FrameSet, dt_class: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The rows where ``keep`` holds, sorted by class, then in the order ``accumulate`` visits them.
+
+    ``accumulate`` pools a class's detections frame by frame (rows of a frame in order) and
+    visits them by ``sorted((score, index))[::-1]``: descending score, then descending pooled
+    index (a later frame first, and within a frame a later row first).
+    """
+    rows = np.flatnonzero(keep)
+    rows = rows[np.argsort(frames.dt_frame[rows], kind="stable")][::-1]  # descending pooled index
+    rows = rows[np.argsort(-frames.dt_scores[rows], kind="stable")]
+    return rows[np.argsort(dt_class[rows], kind="stable")]

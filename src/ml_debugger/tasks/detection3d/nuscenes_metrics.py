@@ -45,7 +45,6 @@ import pandas as pd
 from ml_debugger.tasks.detection3d.center_matching import (
     CenterMatching,
     box_pair_errors,
-    devkit_order,
     match_centers,
     match_classes,
 )
@@ -167,7 +166,7 @@ def _accumulate(
     confidence = np.zeros((n_classes, n_ths, len(RECALLS)))
     tp_errors = {name: np.ones((n_classes, len(RECALLS))) for name in TP_METRICS}
     n_gt = np.bincount(classes.gt_class[classes.gt_evaluated], minlength=n_classes)
-    order = devkit_order(frames, classes.dt_class, np.flatnonzero(classes.dt_evaluated))
+    order = classes.dt_order
     bounds = np.searchsorted(classes.dt_class[order], np.arange(n_classes + 1))
     t_tp = config.dist_ths.index(config.dist_th_tp)
     for k in np.flatnonzero(n_gt):
