@@ -284,8 +284,8 @@ def devkit_config(class_order: list[str], **changes):
     return DetectionConfig(**settings)
 
 
-def run_devkit(frames: FrameSet, class_names: dict[int, str], config=None):
-    """``DetectionEval``'s filtering and ``evaluate()`` on ``frames``: (metrics, metric data list, gt, pred, row_of)."""
+def devkit_evaluation(frames: FrameSet, class_names: dict[int, str], config=None):
+    """A ``DetectionEval`` as its ``__init__`` leaves it (boxes loaded, ego distances added, filtered), and each box's row."""
     from nuscenes.eval.common.loaders import add_center_dist, filter_eval_boxes
     from nuscenes.eval.detection.evaluate import DetectionEval
 
@@ -301,8 +301,14 @@ def run_devkit(frames: FrameSet, class_names: dict[int, str], config=None):
     evaluation = object.__new__(DetectionEval)
     evaluation.cfg, evaluation.verbose = config, False
     evaluation.pred_boxes, evaluation.gt_boxes = boxes
+    return evaluation, row_of
+
+
+def run_devkit(frames: FrameSet, class_names: dict[int, str], config=None):
+    """``DetectionEval``'s filtering and ``evaluate()`` on ``frames``: (metrics, metric data list, gt, pred, row_of)."""
+    evaluation, row_of = devkit_evaluation(frames, class_names, config)
     metrics, data = evaluation.evaluate()
-    return metrics, data, boxes[1], boxes[0], row_of
+    return metrics, data, evaluation.gt_boxes, evaluation.pred_boxes, row_of
 
 
 def devkit_matches(frames: FrameSet, class_names: dict[int, str], dist_th: float) -> tuple[np.ndarray, np.ndarray]:

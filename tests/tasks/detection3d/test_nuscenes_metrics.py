@@ -98,7 +98,7 @@ def test_generated_data_covers_the_corner_cases() -> None:
     assert (np.bincount(frames.dt_frame, minlength=frames.n_frames) == 0).any()
     assert (~m.gt_in_range).sum() > 20 and (~m.dt_evaluated).sum() > 20  # beyond the class ranges
     ranges = np.array([NUSCENES_DEFAULTS.range_of(CLASS_NAMES[label]) for label in frames.gt_labels])
-    assert (frames.gt_distance == ranges).any()  # exactly at the range: filtered
+    assert (frames.gt_distance_from_ego == ranges).any()  # exactly at the range: filtered
     assert (~m.gt_has_points & m.gt_in_range).sum() > 5  # zero points
     assert np.isnan(frames.gt_velocities[m.gt_evaluated]).any() and np.isnan(frames.dt_velocities).any()
     assert (frames.gt_attributes[m.gt_evaluated] == "").any() and (frames.dt_scores == 0).any()
@@ -314,7 +314,7 @@ def test_from_per_frame_equals_columns() -> None:
     rebuilt = FrameSet.from_per_frame(targets, predictions, ego_xy=frames.ego_xy)
     for side in ("gt", "dt"):
         order = np.argsort(getattr(frames, f"{side}_frame"), kind="stable")
-        for name in ("frame", "boxes", "labels", "velocities", "attributes", "distance"):
+        for name in ("frame", "boxes", "labels", "velocities", "attributes", "distance_from_ego"):
             np.testing.assert_array_equal(getattr(rebuilt, f"{side}_{name}"), getattr(frames, f"{side}_{name}")[order])
     plain = FrameSet.from_per_frame([{"boxes_3d": [[0, 0, 0, 1, 1, 1, 0]], "labels_3d": [1]}],
                                     [{"boxes_3d": [], "labels_3d": [], "scores_3d": []}])  # fmt: skip

@@ -49,8 +49,8 @@ class CenterMatching:
       different, NaN if the GT has none). Per pair, errors exist for every class; the class
       rules (``undefined_tp_errors``) apply only to the aggregated TP errors.
     - ``dt_match_at`` / ``gt_match_at`` ``(n, T)``: the matches at each of ``dist_ths``.
-    - Nearest boxes in the same frame, over all rows (evaluated or not; -1 and ``inf`` when there
-      is none; ties go to the lowest row): ``dt_nearest_gt`` / ``dt_nearest_gt_dist`` (same
+    - Nearest boxes in the same frame by centre distance, over all rows (evaluated or not; -1 and
+      ``inf`` when there is none; ties in squared distance go to the lowest row): ``dt_nearest_gt`` / ``dt_nearest_gt_dist`` (same
       class), ``dt_nearest_gt_any`` / ``dt_nearest_gt_any_dist`` (any class), and
       ``gt_nearest_dt``, ``gt_nearest_dt_dist``, ``gt_nearest_dt_any``, ``gt_nearest_dt_any_dist``.
     """
@@ -142,7 +142,7 @@ def match_classes(
     gt_match_at = np.full((frames.n_gt, len(ths)), -1, np.int64)
     gt_match_at[found.gt, found.threshold] = found.dt
     t = int(np.flatnonzero(ths == dist_th)[0])
-    dt_match, gt_match = dt_match_at[:, t], gt_match_at[:, t]
+    dt_match, gt_match = dt_match_at[:, t].copy(), gt_match_at[:, t].copy()
     matched = np.flatnonzero(dt_match >= 0)
     errors = box_pair_errors(frames, matched, dt_match[matched], classes.periods[classes.dt_class[matched]])
     per_dt = {}
@@ -164,8 +164,8 @@ def match_classes(
         dt_match=dt_match,
         gt_match=gt_match,
         **per_dt,
-        dt_match_at=dt_match_at[:, keep],
-        gt_match_at=gt_match_at[:, keep],
+        dt_match_at=np.ascontiguousarray(dt_match_at[:, keep]),
+        gt_match_at=np.ascontiguousarray(gt_match_at[:, keep]),
         **near,
     )
 

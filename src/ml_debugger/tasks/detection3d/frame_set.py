@@ -42,10 +42,11 @@ class FrameSet:
       exactly 0 points are not evaluated (the devkit's ``filter_eval_boxes``). Default all -1.
     - ``*_attributes``: nuScenes attribute names, ``None`` or ``""`` for none. Default none.
     - ``ego_xy`` ``(n_frames, 2)``: where the ego vehicle's origin is in each frame's box
-      coordinates; ``gt_distance`` / ``dt_distance`` (the devkit's ``ego_dist``, used by the
-      class-range filter) are measured from it. Default the origin. With boxes in the LiDAR
-      frame, pass the ego origin (about 1 m behind the sensor in nuScenes) to filter exactly as
-      the devkit does on the global-frame boxes.
+      coordinates. ``gt_distance_from_ego`` / ``dt_distance_from_ego``, the xy distance from it
+      (the devkit's ``ego_dist``), decide the class-range filter. Default the origin. The devkit
+      measures from the ego pose on global boxes; with boxes in the LiDAR frame, pass the ego
+      origin in LiDAR coordinates (the inverse of the sensor's calibrated translation, about 1 m
+      in nuScenes) to filter as it does (up to the ego's small pitch and roll).
 
     Arrays are converted to the documented dtypes, validated (errors name the field) and made
     read-only.
@@ -65,8 +66,8 @@ class FrameSet:
     dt_velocities: np.ndarray | None = None  # (n_dt, 2) float64, NaN = unknown
     dt_attributes: np.ndarray | Sequence[str | None] | None = None  # (n_dt,) object str, "" = none
     ego_xy: np.ndarray | None = None  # (n_frames, 2) float64
-    gt_distance: np.ndarray = field(init=False, repr=False)  # (n_gt,) xy distance from the ego origin
-    dt_distance: np.ndarray = field(init=False, repr=False)  # (n_dt,)
+    gt_distance_from_ego: np.ndarray = field(init=False, repr=False)  # (n_gt,) xy distance from the ego origin
+    dt_distance_from_ego: np.ndarray = field(init=False, repr=False)  # (n_dt,)
 
     def __post_init__(self) -> None:
         if isinstance(self.n_frames, bool) or not isinstance(self.n_frames, (int, np.integer)):
@@ -100,7 +101,7 @@ class FrameSet:
             self._set(f"{side}_attributes", _attributes(getattr(self, f"{side}_attributes"), f"{side}_attributes", n))
             offset = boxes[:, :2] - ego[frame]
             # The devkit's EvalBox.ego_dist: sqrt(sum(ego_translation[:2] ** 2)), bit for bit.
-            self._set(f"{side}_distance", np.sqrt(offset[:, 0] ** 2 + offset[:, 1] ** 2))
+            self._set(f"{side}_distance_from_ego", np.sqrt(offset[:, 0] ** 2 + offset[:, 1] ** 2))
         n_gt = len(self.gt_boxes)
         points = np.full(n_gt, -1, np.int64) if self.gt_num_points is None else _ints(self.gt_num_points, "gt_num_points", n_gt)
         if n_gt and points.min() < -1:

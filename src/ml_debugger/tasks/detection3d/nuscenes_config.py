@@ -156,7 +156,7 @@ class EvaluatedClasses:
         ranges = np.array([config.range_of(name) for name in names])
         periods = np.array([config.orientation_period.get(name, 2 * math.pi) for name in names], dtype=np.float64)
         has_points = frames.gt_num_points != 0 if config.remove_zero_point_gt else np.ones(frames.n_gt, bool)
-        dt_in_range = frames.dt_distance < ranges[classes["dt"]]
+        dt_in_range = frames.dt_distance_from_ego < ranges[classes["dt"]]
         return cls(
             labels=labels,
             names=names,
@@ -164,7 +164,7 @@ class EvaluatedClasses:
             periods=periods,
             gt_class=classes["gt"],
             dt_class=classes["dt"],
-            gt_in_range=frames.gt_distance < ranges[classes["gt"]],
+            gt_in_range=frames.gt_distance_from_ego < ranges[classes["gt"]],
             gt_has_points=has_points,
             dt_in_range=dt_in_range,
             dt_order=devkit_order(frames, classes["dt"], dt_in_range),
