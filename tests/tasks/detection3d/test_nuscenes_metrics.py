@@ -153,6 +153,18 @@ def test_nearest_boxes_equal_brute_force() -> None:
             assert m.gt_nearest_dt[g] == same_frame[np.argmin(np.where(same, dist, np.inf))]
 
 
+def test_small_blocks_split_frames_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames larger than a block are cut into pieces of detections; nothing may change."""
+    from ml_debugger.tasks.detection3d import center_matching
+
+    frames = random_frame_set(6, n_frames=10)
+    whole = match_centers(frames, class_names=CLASS_NAMES, dist_th=3.0)
+    monkeypatch.setattr(center_matching, "_BLOCK", 97)
+    pieces = match_centers(frames, class_names=CLASS_NAMES, dist_th=3.0)
+    for name, value in vars(whole).items():
+        np.testing.assert_array_equal(getattr(pieces, name), value, err_msg=name)
+
+
 def test_pair_errors_equal_devkit_functions() -> None:
     from nuscenes.eval.common.utils import attr_acc, center_distance, scale_iou, velocity_l2, yaw_diff
 

@@ -221,8 +221,9 @@ def _pairwise(
 ) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Nearest boxes of every row, and the candidate pairs (same frame and class, both evaluated, dist < max_dist).
 
-    Frames are packed into padded blocks ``(frames, detections, GTs)`` of bounded size, frames
-    sorted by their number of detections so that blocks waste little padding.
+    Pieces (a frame's detections, or a slice of them when the frame alone exceeds the block
+    size) are packed into padded blocks ``(pieces, detections, GTs)`` of bounded size, sorted
+    by their number of detections so that blocks waste little padding.
     """
     near = {
         **{name: np.full(frames.n_dt, -1, np.int64) for name in ("dt_nearest_gt", "dt_nearest_gt_any")},
@@ -233,18 +234,27 @@ def _pairwise(
     dt_rows, dt_count = _rows_by_frame(frames.dt_frame, frames.n_frames)
     gt_rows, gt_count = _rows_by_frame(frames.gt_frame, frames.n_frames)
     busy = np.flatnonzero((dt_count > 0) & (gt_count > 0))
-    busy = busy[np.argsort(dt_count[busy], kind="stable")]
+    # Pieces: (frame, first detection position, number of detections), rows in order.
+    per_piece = np.maximum(_BLOCK // np.maximum(gt_count[busy], 1), 1)
+    n_pieces = -(-dt_count[busy] // per_piece)
+    frame = np.repeat(busy, n_pieces)
+    first = (np.arange(len(frame)) - np.repeat(np.cumsum(n_pieces) - n_pieces, n_pieces)) * np.repeat(per_piece, n_pieces)
+    size = np.minimum(np.repeat(per_piece, n_pieces), dt_count[frame] - first)
+    by_size = np.argsort(size, kind="stable")
+    dt_start, gt_start = np.cumsum(dt_count) - dt_count, np.cumsum(gt_count) - gt_count
     parts = []
     lo = 0
-    while lo < len(busy):
-        hi, widest = lo + 1, gt_count[busy[lo]]
-        while hi < len(busy):
-            widest_next = max(widest, gt_count[busy[hi]])
-            if (hi + 1 - lo) * dt_count[busy[hi]] * widest_next > _BLOCK:
+    while lo < len(by_size):
+        hi, widest = lo + 1, gt_count[frame[by_size[lo]]]
+        while hi < len(by_size):
+            widest_next = max(widest, gt_count[frame[by_size[hi]]])
+            if (hi + 1 - lo) * size[by_size[hi]] * widest_next > _BLOCK:
                 break
             hi, widest = hi + 1, widest_next
-        block = busy[lo:hi]
-        parts.append(_block(frames, classes, _padded(dt_rows, dt_count, block), _padded(gt_rows, gt_count, block), near, max_dist))
+        block = by_size[lo:hi]
+        dt = _padded(dt_rows, dt_start[frame[block]] + first[block], size[block])
+        gt = _padded(gt_rows, gt_start[frame[block]], gt_count[frame[block]])
+        parts.append(_block(frames, classes, dt, gt, near, max_dist))
         lo = hi
     if not parts:
         return near, (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
@@ -278,10 +288,13 @@ def _block(
     for values, kind in ((same_sq, ""), (sq, "_any")):
         for axis, side, other, mine, theirs in ((2, "dt", "gt", d, g), (1, "gt", "dt", g, d)):
             which = values.argmin(axis=axis)
-            best = np.take_along_axis(values, np.expand_dims(which, axis), axis).squeeze(axis)
-            ok = np.isfinite(best)
-            near[f"{side}_nearest_{other}{kind}"][mine[ok]] = np.take_along_axis(theirs, which, axis=1)[ok]
-            near[f"{side}_nearest_{other}{kind}_dist"][mine[ok]] = np.sqrt(best[ok])
+            best = np.sqrt(np.take_along_axis(values, np.expand_dims(which, axis), axis).squeeze(axis))
+            picked = np.take_along_axis(theirs, which, axis=1)
+            # A frame split into pieces meets its GTs once per piece: keep the nearest, ties to the lower row.
+            now, now_row = near[f"{side}_nearest_{other}{kind}_dist"][mine], near[f"{side}_nearest_{other}{kind}"][mine]
+            ok = np.isfinite(best) & ((best < now) | ((best == now) & (picked < now_row)))
+            near[f"{side}_nearest_{other}{kind}"][mine[ok]] = picked[ok]
+            near[f"{side}_nearest_{other}{kind}_dist"][mine[ok]] = best[ok]
     f, i, j = np.nonzero(same_sq < max_dist * max_dist * (1 + 1e-9))  # a superset; the exact test follows
     pair_dt, pair_gt, dist = d[f, i], g[f, j], np.sqrt(same_sq[f, i, j])
     keep = (dist < max_dist) & classes.dt_evaluated[pair_dt] & classes.gt_evaluated[pair_gt]
@@ -292,12 +305,10 @@ def _rows_by_frame(frame: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.nda
     return np.argsort(frame, kind="stable"), np.bincount(frame, minlength=n_frames)
 
 
-def _padded(rows: np.ndarray, count: np.ndarray, block: np.ndarray) -> np.ndarray:
-    """``(len(block), max count)`` rows of each frame of ``block`` in row order, -1 padded."""
-    start = np.cumsum(count) - count
-    n = count[block]
-    local = np.repeat(np.arange(len(block)), n)
-    position = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-    out = np.full((len(block), int(n.max())), -1, np.int64)
-    out[local, position] = rows[np.repeat(start[block], n) + position]
+def _padded(rows: np.ndarray, start: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """``(len(start), max count)``: ``rows[start[i] : start[i] + count[i]]`` in row i, -1 padded."""
+    local = np.repeat(np.arange(len(start)), count)
+    position = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    out = np.full((len(start), int(count.max())), -1, np.int64)
+    out[local, position] = rows[np.repeat(start, count) + position]
     return out
