@@ -50,9 +50,10 @@ class CenterMatching:
       rules (``undefined_tp_errors``) apply only to the aggregated TP errors.
     - ``dt_match_at`` / ``gt_match_at`` ``(n, T)``: the matches at each of ``dist_ths``.
     - Nearest boxes in the same frame by centre distance, over all rows (evaluated or not; -1 and
-      ``inf`` when there is none; ties in squared distance go to the lowest row): ``dt_nearest_gt`` / ``dt_nearest_gt_dist`` (same
-      class), ``dt_nearest_gt_any`` / ``dt_nearest_gt_any_dist`` (any class), and
-      ``gt_nearest_dt``, ``gt_nearest_dt_dist``, ``gt_nearest_dt_any``, ``gt_nearest_dt_any_dist``.
+      ``inf`` when there is none; ties in squared distance go to the lowest row):
+      ``dt_nearest_gt`` / ``dt_nearest_gt_dist`` (same class), ``dt_nearest_gt_any`` /
+      ``dt_nearest_gt_any_dist`` (any class), and ``gt_nearest_dt``, ``gt_nearest_dt_dist``,
+      ``gt_nearest_dt_any``, ``gt_nearest_dt_any_dist``.
     """
 
     dist_th: float
