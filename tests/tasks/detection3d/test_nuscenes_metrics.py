@@ -271,6 +271,14 @@ def test_other_class_names_and_config() -> None:
     assert list(ours.per_class.columns[4:7]) == ["ap", "ap_1.0", "ap_3.0"]
 
 
+def test_default_range_for_unlisted_classes() -> None:
+    frames = random_frame_set(10)
+    ours = nuscenes_evaluate(frames, class_names=CLASS_NAMES, config=NuScenesConfig(class_range={}, default_range=35))
+    order = [CLASS_NAMES[label] for label in sorted(CLASS_NAMES)]
+    metrics, data, *_ = run_devkit(frames, CLASS_NAMES, devkit_config(order, class_range=dict.fromkeys(order, 35)))
+    _assert_equal_to_devkit(ours, metrics, data)
+
+
 def test_zero_point_gt_kept_when_asked() -> None:
     frames = random_frame_set(8)
     ours = nuscenes_evaluate(frames, class_names=CLASS_NAMES, config=NuScenesConfig(remove_zero_point_gt=False))
