@@ -1,4 +1,4 @@
-"""Arrow list columns from per-row numpy arrays, as the tasks' batches build them."""
+"""Arrow list columns from per-row numpy arrays, as the tasks' batches build them, and back."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ml_debugger.core.schema import fixed_size_list
 
@@ -53,3 +54,45 @@ def threshold_columns(thresholds: Sequence[Thresholds], rows: Sequence[int]) -> 
     for name, data_type in (("score_thresh", THRESHOLD), ("iou_thresh", THRESHOLD), ("max_detections", MAX_DETECTIONS)):
         out[name] = pa.array([getattr(t, name) for t in thresholds], type=data_type).take(per_row)
     return out
+
+
+def list_values(column: pa.ChunkedArray | pa.Array, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The items of a list column as one numpy array (``(n, width)`` for lists of fixed-size
+    vectors) and the number of items of each row."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    counts = pc.list_value_length(array).to_numpy(zero_copy_only=False).astype(np.int64)
+    values = pc.list_flatten(array)
+    if width is not None:
+        values = pc.list_flatten(values)
+    numbers = values.to_numpy(zero_copy_only=False)
+    return (numbers.reshape(-1, width) if width is not None else numbers), counts
+
+
+def list_features(table: pa.Table, name: str) -> np.ndarray | None:
+    """The per-box feature vectors of list column ``name`` as float32 ``(n_boxes, d)``, or None
+    when the table lacks the column or some rows have none."""
+    if name not in table.column_names or table.column(name).null_count:
+        return None
+    array = table.column(name).combine_chunks()
+    width = array.type.value_type.list_size
+    return pc.list_flatten(pc.list_flatten(array)).to_numpy(zero_copy_only=False).reshape(-1, width).astype(np.float32)
+
+
+def vector_features(table: pa.Table, name: str) -> np.ndarray | None:
+    """One feature vector per row (fixed-size list column ``name``) as float32, or None."""
+    if name not in table.column_names or table.column(name).null_count:
+        return None
+    array = table.column(name).combine_chunks()
+    return array.flatten().to_numpy(zero_copy_only=False).reshape(len(array), -1).astype(np.float32)
+
+
+def label_names(table: pa.Table) -> dict[int, str]:
+    """Class names from the ``label_names`` column (position = class id; later rows win)."""
+    if "label_names" not in table.column_names:
+        return {}
+    names: dict[int, str] = {}
+    for row in pc.unique(pc.binary_join(table.column("label_names"), "\x1f")).to_pylist():
+        for label, name in enumerate((row or "").split("\x1f")):
+            if name:
+                names[label] = name
+    return names

@@ -18,7 +18,7 @@ import pandas as pd
 from ml_debugger.evaluator.analysis.categories import CATEGORIES
 from ml_debugger.evaluator.analysis.config import AnalysisConfig
 
-_ID_PATTERN = re.compile(r"^[A-Z]{2,4}[0-9]{3}$")
+_ID_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{1,3}[0-9]{3}$")
 _METADATA = ("id", "name", "description", "category", "recommended_action", "task")
 
 
@@ -26,7 +26,8 @@ class ErrorCode(ABC):
     """One error code: metadata plus the rule that finds the units it applies to.
 
     Attributes:
-        id: stable identifier, 2-4 capitals and 3 digits (``"CLS001"``); never reused.
+        id: stable identifier, a 2-4 character prefix (a capital, then capitals or digits) and 3
+            digits (``"CLS001"``, ``"D3D001"``); never reused.
         name: short snake_case name.
         description: what the code means, in one or two sentences.
         category: the issue category the flagged units usually fall in (one of ``CATEGORIES``).
@@ -78,7 +79,7 @@ def register(cls: type[ErrorCode]) -> type[ErrorCode]:
     if missing:
         raise TypeError(f"error code {cls.__name__} must define string attributes {missing}")
     if not _ID_PATTERN.match(cls.id):
-        raise ValueError(f"error code id {cls.id!r} must look like 'CLS001' (2-4 capitals, 3 digits)")
+        raise ValueError(f"error code id {cls.id!r} must look like 'CLS001' or 'D3D001' (a 2-4 character prefix of capitals and digits starting with a capital, then 3 digits)")
     if cls.category not in CATEGORIES:
         raise ValueError(
             f"error code {cls.id} has category {cls.category!r}; expected one of: {', '.join(CATEGORIES)}"
