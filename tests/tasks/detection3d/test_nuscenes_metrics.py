@@ -342,8 +342,8 @@ def test_from_per_frame_equals_columns() -> None:
 
 
 def test_range_bins() -> None:
-    bins = range_bins(np.array([0.0, 9.99, 10.0, 49.0, 50.0, 120.0]))
-    assert list(bins.astype(str)) == ["0-10m", "0-10m", "10-20m", "40-50m", "50m+", "50m+"]
+    bins = range_bins(np.array([0.0, 19.99, 20.0, 49.0, 50.0, 120.0]))
+    assert list(bins.astype(str)) == ["0-20m", "0-20m", "20-30m", "40-50m", "50m+", "50m+"]
     assert list(range_bins([5.0, 25.0], edges=(10, 20)).isna()) == [True, True]
     with pytest.raises(ConfigurationError, match="edges"):
         range_bins([1.0], edges=(10, 5))

@@ -32,7 +32,7 @@ from ml_debugger.tasks.detection3d.config import Detection3DConfig
 from ml_debugger.tasks.detection3d.loading import FrameGroup, load_detection3d_data
 from ml_debugger.tasks.detection3d.nuscenes_config import NuScenesConfig
 from ml_debugger.tasks.detection3d.nuscenes_metrics import nuscenes_evaluate
-from ml_debugger.tasks.detection3d.units import GroupUnits, build_units
+from ml_debugger.tasks.detection3d.units import GroupUnits, build_units, geometry_features
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +62,15 @@ def _fp_recurrence(match_distance: float):
     return recurrence
 
 
-def _stacked_features(parts: list[GroupUnits]) -> np.ndarray | None:
+def _stacked_features(parts: list[GroupUnits], units: pd.DataFrame) -> tuple[np.ndarray | None, str]:
+    """The units' traced features when every group has them with one width, else their box
+    geometry (``geometry_features``); and which of the two it is."""
     widths = {None if p.features is None else p.features.shape[1] for p in parts if len(p.table)}
-    if len(widths) != 1 or None in widths:
-        if len(widths) > 1:
-            logger.warning("ml-debugger: traced features differ between epochs or datasets; feature signals are off")
-        return None
-    return np.concatenate([p.features for p in parts if len(p.table)]).astype(np.float32)
+    if len(widths) == 1 and None not in widths:
+        return np.concatenate([p.features for p in parts if len(p.table)]).astype(np.float32), "traced"
+    if len(widths) > 1:
+        logger.warning("ml-debugger: traced features differ between epochs or datasets; box geometry is used instead")
+    return (geometry_features(units) if len(units) else None), "geometry"
 
 
 def heatmaps(units: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -81,6 +83,7 @@ def heatmaps(units: pd.DataFrame) -> dict[str, pd.DataFrame]:
     errors = units[~units["correct"]].rename(columns={"object_class": "class"})
     out["class_by_error_type"] = count(errors, ["dataset", "epoch", "class", "error_type"])
     out["range_by_error_type"] = count(errors, ["dataset", "epoch", "range_bin", "error_type"])
+    out["points_by_error_type"] = count(errors, ["dataset", "epoch", "points_bin", "error_type"])
     grid = units.assign(
         y=(np.floor(units["cy"] / BEV_CELL) + 0.5) * BEV_CELL, x=(np.floor(units["cx"] / BEV_CELL) + 0.5) * BEV_CELL
     )
@@ -133,8 +136,9 @@ class Detection3DEvaluation:
             parts.append(build_units(group, evaluation, config))
             per_class.append(evaluation.per_class.assign(dataset=group.dataset, epoch=group.epoch))
         units = pd.concat([p.table for p in parts], ignore_index=True)
+        features, feature_source = _stacked_features(parts, units)
         units, embedding = add_object_signals(
-            units, _stacked_features(parts), config, error_features=ERROR_FEATURES,
+            units, features, config, error_features=ERROR_FEATURES,
             false_positive_recurrence=_fp_recurrence(config.match_distance),
         )
         units["hotspot_cluster"], hotspots = find_hotspots(units, embedding, config)
@@ -164,7 +168,7 @@ class Detection3DEvaluation:
             "frames": sum(g.boxes.n_frames for g in data.groups),
             "stored_rows": data.stored_rows,
             "duplicates_removed": data.duplicates_removed,
-            "features": embedding is not None,
+            "features": feature_source,
             "label_names": {str(k): v for k, v in data.label_names.items()},
             "operating_scores": {f"{g.dataset}/{g.epoch}": p.operating_score for g, p in zip(data.groups, parts)},
         }

@@ -21,7 +21,7 @@ from ml_debugger.tasks.detection3d.batch import FrameBoxes
 __all__ = ["DEFAULT_RANGE_EDGES", "FrameSet", "range_bins"]
 
 BOX_COLUMNS = ("cx", "cy", "cz", "w", "l", "h", "yaw")
-DEFAULT_RANGE_EDGES = (0.0, 10.0, 20.0, 30.0, 40.0, 50.0, np.inf)  # metres from the ego origin
+DEFAULT_RANGE_EDGES = (0.0, 20.0, 30.0, 40.0, 50.0, np.inf)  # metres from the ego origin
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

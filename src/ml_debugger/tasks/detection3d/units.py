@@ -34,6 +34,8 @@ from ml_debugger.tasks.detection3d.loading import FrameGroup
 from ml_debugger.tasks.detection3d.nuscenes_metrics import CenterMatching, NuScenesEvaluation
 
 BACKGROUND = -1
+POINT_EDGES = (0, 5, 20, 100)
+"""Points-in-box bins: ``0-4``, ``5-19``, ``20-99``, ``100+`` points (``unknown`` without counts)."""
 TP_ERRORS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
 
 
@@ -45,6 +47,13 @@ class GroupUnits:
     table: pd.DataFrame
     features: np.ndarray | None
     operating_score: float
+
+
+def points_bins(points: np.ndarray) -> np.ndarray:
+    """The ``POINT_EDGES`` bin of each points-in-box count (``unknown`` for -1)."""
+    labels = [f"{lo}-{hi - 1}" for lo, hi in zip(POINT_EDGES[:-1], POINT_EDGES[1:])] + [f"{POINT_EDGES[-1]}+"]
+    bins = np.array(labels, dtype=object)[np.clip(np.searchsorted(POINT_EDGES, points, side="right") - 1, 0, None)]
+    return np.where(np.asarray(points) < 0, "unknown", bins).astype(object)
 
 
 def _within_frame(frame: np.ndarray) -> np.ndarray:
@@ -110,6 +119,7 @@ def _objects(group: FrameGroup, m: CenterMatching, rows: np.ndarray, operating: 
         "range": boxes.gt_distance_from_ego[rows],
         "range_bin": np.asarray(range_bins(boxes.gt_distance_from_ego[rows]).astype(str), dtype=object),
         "num_points": boxes.gt_num_points[rows],
+        "points_bin": points_bins(boxes.gt_num_points[rows]),
         **{name: boxes.gt_boxes[rows, i] for i, name in enumerate(BOX_COLUMNS)},
     })
 
@@ -139,8 +149,21 @@ def _false_positives(group: FrameGroup, m: CenterMatching, rows: np.ndarray, con
         "range": boxes.dt_distance_from_ego[rows],
         "range_bin": np.asarray(range_bins(boxes.dt_distance_from_ego[rows]).astype(str), dtype=object),
         "num_points": group.dt_num_points[rows],
+        "points_bin": points_bins(group.dt_num_points[rows]),
         **{name: boxes.dt_boxes[rows, i] for i, name in enumerate(BOX_COLUMNS)},
     })
+
+
+def geometry_features(table: pd.DataFrame) -> np.ndarray:
+    """Box geometry as a feature vector per unit, for hotspots when no feature was traced: centre
+    x and y, range, log size, heading as (cos, sin), and log(1 + points) (0 when unknown)."""
+    size = np.log(np.maximum(table[["w", "l", "h"]].to_numpy(dtype=np.float64), 1e-3))
+    yaw = table["yaw"].to_numpy(dtype=np.float64)
+    points = np.log1p(np.maximum(table["num_points"].to_numpy(dtype=np.float64), 0))
+    columns = [table["cx"], table["cy"], table["range"], *size.T, np.cos(yaw), np.sin(yaw), points]
+    geometry = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
+    spread = geometry.std(axis=0)
+    return ((geometry - geometry.mean(axis=0)) / np.where(spread > 0, spread, 1.0)).astype(np.float32)
 
 
 def _features(group: FrameGroup, gt_rows: np.ndarray, fp_rows: np.ndarray) -> np.ndarray | None:
