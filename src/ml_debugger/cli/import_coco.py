@@ -16,7 +16,7 @@ def cmd_import_coco(args: argparse.Namespace) -> int:
         dataset_type=args.dataset_type, n_epoch=args.epoch, store=open_store(settings(args)),
     )
     print(
-        f"Recorded {summary.images} images ({summary.objects} objects, {summary.detections} detections) as "
+        f"Recorded {summary.inputs} images ({summary.objects} objects, {summary.detections} detections) as "
         f"{args.model}/{args.version} {args.dataset_type} epoch {summary.epoch}; evaluate with "
         f"`mldebugger evaluate {args.model} {args.version}`."
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +19,13 @@ import xxhash
 
 from ml_debugger.core import TraceSession
 from ml_debugger.exceptions import ConfigurationError, TraceValidationError
+from ml_debugger.importers import ImportSummary
 from ml_debugger.store import TraceStore
 from ml_debugger.tasks.detection2d import ImagePredictions, ImageTargets, Thresholds, make_detection_batch
 
 logger = logging.getLogger(__name__)
 
 IMAGES_PER_BATCH = 1024
-
-
-@dataclass(frozen=True)
-class ImportSummary:
-    """What an import recorded."""
-
-    images: int
-    objects: int
-    detections: int
-    epoch: int
 
 
 def _load_json(path: str | Path, what: str) -> Any:
@@ -146,7 +136,7 @@ def import_coco(
     finally:
         session.close()
     logger.info("imported %d images, %d objects, %d detections", images, objects, detections)
-    return ImportSummary(images=images, objects=objects, detections=detections, epoch=n_epoch)
+    return ImportSummary(inputs=images, objects=objects, detections=detections, epoch=n_epoch)
 
 
 def _record(session: TraceSession, batch: list, names: list[str] | None, dataset_type: str, n_epoch: int) -> None:
