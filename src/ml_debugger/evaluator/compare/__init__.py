@@ -1,0 +1,11 @@
+"""Two evaluation results compared unit by unit, and a quality gate on the comparison.
+
+``compare_results(baseline, candidate)`` returns a :class:`Comparison` (metrics side by side,
+category transitions, fixed / newly broken / still wrong units, error codes and hotspot clusters
+that grew or vanished, units on one side only); ``Evaluator.compare`` does the same for stored
+results. ``Rules`` and ``check`` turn a comparison into a pass/fail verdict for CI.
+"""
+
+from ml_debugger.evaluator.compare.comparison import Comparison, InputChangedWarning, compare_results
+
+__all__ = ["Comparison", "InputChangedWarning", "compare_results"]
