@@ -32,16 +32,19 @@ class Comparison:
         key: the per-unit column units are matched by (with ``dataset``): ``input_id`` or ``unit_id``.
         notes: what a reader should know (epochs chosen, datasets or units left out, changed inputs).
         tables: every table by name (see the methods).
+        code_catalog: every error code the two results' tasks define.
     """
 
     def __init__(self, baseline: dict[str, Any], candidate: dict[str, Any], key: str,
-                 tables: dict[str, pd.DataFrame], notes: list[str], hotspot_min_jaccard: float) -> None:
+                 tables: dict[str, pd.DataFrame], notes: list[str], hotspot_min_jaccard: float,
+                 code_catalog: list[str]) -> None:
         self.baseline = baseline
         self.candidate = candidate
         self.key = key
         self.tables = tables
         self.notes = notes
         self.hotspot_min_jaccard = hotspot_min_jaccard
+        self.code_catalog = code_catalog
 
     def __repr__(self) -> str:
         return f"Comparison(baseline={_label(self.baseline)!r}, candidate={_label(self.candidate)!r})"
@@ -215,4 +218,6 @@ def compare_results(
                    f"names different data), e.g. {built['input_changes'][key].head(3).tolist()}; see input_changes()")
         notes.append(message)
         warnings.warn(message, InputChangedWarning, stacklevel=2)
-    return Comparison(_info(sides[0]), _info(sides[1]), key, built, notes, hotspot_min_jaccard)
+    catalog = sorted({str(code) for result in (baseline, candidate)
+                      for code in result.tables.get("codes", pd.DataFrame(columns=["code"]))["code"]})
+    return Comparison(_info(sides[0]), _info(sides[1]), key, built, notes, hotspot_min_jaccard, catalog)

@@ -23,6 +23,15 @@ CARRIED_COLUMNS = ("label", "prediction", "confidence", "category", "error_codes
 EpochChoice = str | int
 
 
+def parse_epoch(text: str) -> EpochChoice:
+    """``"latest"`` or an epoch number, from text (a flag or a query parameter)."""
+    if text == "latest":
+        return text
+    if not text.isdigit():
+        raise ConfigurationError(f"an epoch must be 'latest' or a number >= 0; got {text!r}")
+    return int(text)
+
+
 def unit_key(baseline: pd.DataFrame, candidate: pd.DataFrame) -> str:
     """The column units are matched by: ``unit_id`` when both tables have it, ``input_id`` when neither."""
     has = [UNIT_ID in baseline.columns, UNIT_ID in candidate.columns]
