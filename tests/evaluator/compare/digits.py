@@ -45,7 +45,7 @@ def _data():
 def build(store: TraceStore) -> Digits:
     """Train, trace and evaluate v1, v2 and v3 into ``store``."""
     x_tr, x_va, y_tr, y_va, _, id_va = _data()
-    digits = Digits(labels={str(i): int(label) for i, label in zip(id_va, y_va)})
+    digits = Digits(labels={str(i): int(label) for i, label in zip(id_va, y_va, strict=True)})
     for version, (steps, held_out) in RECIPES.items():
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
@@ -68,7 +68,7 @@ def build(store: TraceStore) -> Digits:
             with torch.no_grad():
                 logits = tracer(x_va, y_va, input_ids=id_va, dataset_type="val", n_epoch=epoch)
             correct = (logits.argmax(1) == y_va).numpy()
-            digits.outcomes[version][epoch] = {str(i): bool(c) for i, c in zip(id_va, correct)}
+            digits.outcomes[version][epoch] = {str(i): bool(c) for i, c in zip(id_va, correct, strict=True)}
             tracer.wait_for_save(n_epoch=epoch)
         digits.results[version] = Evaluator(MODEL, version, store=store).request_evaluation(
             result_name=f"{version}-eval", n_epoch=None, progress=False).name

@@ -14,6 +14,8 @@ from ml_debugger.exceptions import ConfigurationError, InvalidNameError, NoDataE
 from ml_debugger.store import LocalStore
 from tests.evaluator.compare.digits import HELD_OUT, MODEL, Digits, changed
 
+pytestmark = pytest.mark.slow  # trains and evaluates three real versions once per session
+
 
 def compare(store: LocalStore, candidate: str, **options) -> Comparison:
     return Evaluator(MODEL, "v1", store=store).compare("v1-eval", f"{candidate}/{candidate}-eval", **options)
@@ -57,7 +59,8 @@ def test_a_held_out_class_is_newly_broken_most_confident_first(digits: Digits, d
         samples = result(digits_store, version).get_samples().set_index("input_id")
         rows = broken.set_index("input_id")
         assert rows[f"{side}_category"].equals(samples.loc[rows.index, "category"].rename(f"{side}_category"))
-        assert all(list(a) == list(b) for a, b in zip(rows[f"{side}_error_codes"], samples.loc[rows.index, "error_codes"]))
+        codes = zip(rows[f"{side}_error_codes"], samples.loc[rows.index, "error_codes"], strict=True)
+        assert all(list(a) == list(b) for a, b in codes)
 
 
 def test_metrics_are_every_metrics_summary_column_side_by_side(digits_store: LocalStore) -> None:
@@ -101,9 +104,11 @@ def test_hotspot_clusters_are_paired_by_members(digits_store: LocalStore) -> Non
     appeared = hotspots[hotspots["status"] == "appeared"]
     assert len(appeared) >= 1 and [HELD_OUT] in [list(labels) for labels in appeared["dominant_labels"]]
     v1, v3 = (result(digits_store, v).get_samples() for v in ("v1", "v3"))
+    def members(samples: pd.DataFrame, cluster: object) -> set[str]:
+        return set() if pd.isna(cluster) else set(samples.loc[samples["hotspot_cluster"] == cluster, "input_id"])
+
     for row in hotspots.itertuples():  # Jaccard recomputed from the members
-        members_b = set(v1.loc[v1["hotspot_cluster"] == row.baseline_cluster, "input_id"]) if pd.notna(row.baseline_cluster) else set()
-        members_c = set(v3.loc[v3["hotspot_cluster"] == row.candidate_cluster, "input_id"]) if pd.notna(row.candidate_cluster) else set()
+        members_b, members_c = members(v1, row.baseline_cluster), members(v3, row.candidate_cluster)
         assert (row.baseline_size, row.candidate_size) == (len(members_b), len(members_c))
         if row.status not in ("appeared", "disappeared"):
             assert row.jaccard == pytest.approx(len(members_b & members_c) / len(members_b | members_c))

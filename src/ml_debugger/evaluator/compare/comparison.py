@@ -31,7 +31,6 @@ class Comparison:
         baseline, candidate: model, version, result, task and the epoch compared per dataset.
         key: the per-unit column units are matched by (with ``dataset``): ``input_id`` or ``unit_id``.
         notes: what a reader should know (epochs chosen, datasets or units left out, changed inputs).
-        tables: every table by name (see the methods).
         code_catalog: every error code the two results' tasks define.
     """
 
@@ -41,7 +40,7 @@ class Comparison:
         self.baseline = baseline
         self.candidate = candidate
         self.key = key
-        self.tables = tables
+        self._tables = tables
         self.notes = notes
         self.hotspot_min_jaccard = hotspot_min_jaccard
         self.code_catalog = code_catalog
@@ -49,28 +48,33 @@ class Comparison:
     def __repr__(self) -> str:
         return f"Comparison(baseline={_label(self.baseline)!r}, candidate={_label(self.candidate)!r})"
 
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every table by name (a copy of the mapping; see the methods for each)."""
+        return dict(self._tables)
+
     def overview(self) -> pd.DataFrame:
         """Per dataset: epochs compared, units on each side, matched, fixed, newly broken, still wrong."""
-        return self.tables["overview"].copy()
+        return self._tables["overview"].copy()
 
     def metrics(self) -> pd.DataFrame:
         """Every ``metrics_summary()`` column per dataset: dataset, metric, baseline, candidate, delta."""
-        return self.tables["metrics"].copy()
+        return self._tables["metrics"].copy()
 
     def categories(self) -> pd.DataFrame:
         """Per dataset and issue category: count and share of units on each side; delta of the share."""
-        return self.tables["categories"].copy()
+        return self._tables["categories"].copy()
 
     def transitions(self) -> pd.DataFrame:
         """Units on both sides counted by (baseline_category, candidate_category), per dataset."""
-        return self.tables["transitions"].copy()
+        return self._tables["transitions"].copy()
 
     def transition_matrix(self, dataset: str) -> pd.DataFrame:
         """The category transition matrix of ``dataset``: rows baseline, columns candidate category."""
-        cells = self.tables["transitions"]
-        if dataset not in set(self.tables["overview"]["dataset"]):
-            raise ConfigurationError(f"unknown dataset {dataset!r}; expected one of {sorted(self.tables['overview']['dataset'])}")
-        names = self.tables["categories"]
+        cells, datasets = self._tables["transitions"], sorted(self._tables["overview"]["dataset"])
+        if dataset not in datasets:
+            raise ConfigurationError(f"unknown dataset {dataset!r}; expected one of {datasets}")
+        names = self._tables["categories"]
         names = names.loc[names["dataset"] == dataset, "category"].tolist()
         matrix = cells[cells["dataset"] == dataset].pivot(index="baseline_category", columns="candidate_category",
                                                           values="count")
@@ -81,7 +85,7 @@ class Comparison:
         """Matched units not correct on both sides: ``change`` is newly_broken, still_wrong or fixed,
         with each side's label, prediction, confidence, category, error codes and cluster; newly broken
         first, most confident new error first. ``kind`` keeps one kind of change."""
-        table = self.tables["changes"]
+        table = self._tables["changes"]
         if kind is None:
             return table.copy()
         if kind not in tables.CHANGES:
@@ -102,19 +106,19 @@ class Comparison:
 
     def codes(self) -> pd.DataFrame:
         """Per dataset and error code: units on each side, delta, and appeared/disappeared/grew/shrank/unchanged."""
-        return self.tables["codes"].copy()
+        return self._tables["codes"].copy()
 
     def hotspots(self) -> pd.DataFrame:
         """Hotspot clusters paired by the Jaccard index of their members; appeared/disappeared/grew/shrank."""
-        return self.tables["hotspots"].copy()
+        return self._tables["hotspots"].copy()
 
     def one_side(self) -> pd.DataFrame:
         """Units present on one side only (``side`` is baseline_only or candidate_only)."""
-        return self.tables["one_side"].copy()
+        return self._tables["one_side"].copy()
 
     def input_changes(self) -> pd.DataFrame:
         """Matched units whose input hash differs between the sides."""
-        return self.tables["input_changes"].copy()
+        return self._tables["input_changes"].copy()
 
     def to_dict(self, limit: int | None = None) -> dict[str, Any]:
         """Everything as JSON-ready data: tables as lists of records (NaN as null). ``limit`` keeps
@@ -122,9 +126,9 @@ class Comparison:
         out: dict[str, Any] = {
             "baseline": self.baseline, "candidate": self.candidate, "key": self.key,
             "hotspot_min_jaccard": self.hotspot_min_jaccard, "notes": self.notes,
-            "total_rows": {name: len(table) for name, table in self.tables.items()}, "tables": {},
+            "total_rows": {name: len(table) for name, table in self._tables.items()}, "tables": {},
         }
-        for name, table in self.tables.items():
+        for name, table in self._tables.items():
             shown = table.head(limit) if limit is not None and name in UNIT_TABLES else table
             out["tables"][name] = records(shown)
         return out

@@ -31,9 +31,11 @@ def _clusters(side: Side) -> pd.DataFrame:
 
 def _pairs(merged: pd.DataFrame, baseline: pd.DataFrame, candidate: pd.DataFrame, min_jaccard: float) -> pd.DataFrame:
     """Greedy one-to-one pairs of clusters by decreasing Jaccard index, at least ``min_jaccard``."""
-    both = merged[(merged["side"] == "both") & merged[f"baseline_{CLUSTER}"].notna() & merged[f"candidate_{CLUSTER}"].notna()]
-    shared = both.groupby(["dataset", f"baseline_{CLUSTER}", f"candidate_{CLUSTER}"]).size().rename("shared_units").reset_index()
-    shared = shared.rename(columns={f"baseline_{CLUSTER}": "baseline_cluster", f"candidate_{CLUSTER}": "candidate_cluster"})
+    both = merged[merged["side"] == "both"].rename(
+        columns={f"baseline_{CLUSTER}": "baseline_cluster", f"candidate_{CLUSTER}": "candidate_cluster"})
+    both = both.dropna(subset=["baseline_cluster", "candidate_cluster"])
+    shared = both.groupby(["dataset", "baseline_cluster", "candidate_cluster"]).size().rename("shared_units")
+    shared = shared.reset_index()
     shared = shared.astype({"baseline_cluster": int, "candidate_cluster": int})
     sizes_b = baseline.set_index(["dataset", "cluster"])["size"]
     sizes_c = candidate.set_index(["dataset", "cluster"])["size"]
@@ -42,7 +44,7 @@ def _pairs(merged: pd.DataFrame, baseline: pd.DataFrame, candidate: pd.DataFrame
         + sizes_c.reindex(pd.MultiIndex.from_frame(shared[["dataset", "candidate_cluster"]])).to_numpy()
         - shared["shared_units"].to_numpy()
     )
-    shared["jaccard"] = shared["shared_units"] / union if len(shared) else np.array([], dtype=float)
+    shared["jaccard"] = shared["shared_units"].to_numpy() / union
     ranked = shared[shared["jaccard"] >= min_jaccard].sort_values(
         ["jaccard", "dataset", "baseline_cluster", "candidate_cluster"], ascending=[False, True, True, True]
     )
@@ -67,7 +69,9 @@ def _describe(side: Side) -> pd.DataFrame:
     return table.set_index(table["cluster_id"].astype(int))[columns]
 
 
-def hotspots(merged: pd.DataFrame, baseline: Side, candidate: Side, min_jaccard: float = DEFAULT_MIN_JACCARD) -> pd.DataFrame:
+def hotspots(
+    merged: pd.DataFrame, baseline: Side, candidate: Side, min_jaccard: float = DEFAULT_MIN_JACCARD
+) -> pd.DataFrame:
     """Every cluster of either side, paired where their members overlap (see the module's docstring)."""
     if CLUSTER not in baseline.units.columns or CLUSTER not in candidate.units.columns:
         return pd.DataFrame(columns=COLUMNS)

@@ -37,7 +37,8 @@ def unit_rows(comparison: Comparison, table: pd.DataFrame) -> pd.DataFrame:
     """The columns of a per-unit table worth a terminal's width: ids, then both sides' outcome."""
     ids = [c for c in ("dataset", comparison.key, "input_id") if c in table.columns]
     ids = list(dict.fromkeys(ids))
-    shown = [f"{side}_{c}" for c in UNIT_COLUMNS for side in ("baseline", "candidate") if f"{side}_{c}" in table.columns]
+    shown = [f"{side}_{c}" for c in UNIT_COLUMNS for side in ("baseline", "candidate")
+             if f"{side}_{c}" in table.columns]
     table = table[[*ids, *shown]].rename(columns=lambda c: c.replace("baseline_", "b_").replace("candidate_", "c_"))
     if "b_label" in table.columns and "c_label" in table.columns and table["b_label"].equals(table["c_label"]):
         table = table.drop(columns="b_label").rename(columns={"c_label": "label"})

@@ -18,11 +18,12 @@ A value that cannot be computed (NaN) fails its rule.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from ml_debugger.exceptions import ConfigurationError
 
@@ -54,7 +55,8 @@ class Rules:
         for name, value in mapping.items():
             where = f"{source}: {name}"
             if name == "datasets":
-                if isinstance(value, str) or not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+                names = not isinstance(value, str) and isinstance(value, Sequence)
+                if not names or not all(isinstance(v, str) for v in value):
                     raise ConfigurationError(f"{where} must be a list of dataset names; got {value!r}")
                 values[name] = tuple(value)
             elif name in MAPPING_RULES:
@@ -81,9 +83,9 @@ class Rules:
     def to_dict(self) -> dict[str, Any]:
         """The rules that are set, as plain data."""
         out = {name: dict(getattr(self, name)) for name in MAPPING_RULES if getattr(self, name)}
-        out.update({name: getattr(self, name) for name in (*SCALAR_RULES, "datasets") if getattr(self, name) is not None})
-        if "datasets" in out:
-            out["datasets"] = list(out["datasets"])
+        out.update({name: getattr(self, name) for name in SCALAR_RULES if getattr(self, name) is not None})
+        if self.datasets is not None:
+            out["datasets"] = list(self.datasets)
         return out
 
 

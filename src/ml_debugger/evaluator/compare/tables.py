@@ -19,7 +19,7 @@ def classify_changes(merged: pd.DataFrame) -> pd.DataFrame:
     """``merged`` with ``change`` (fixed, newly_broken, still_wrong, still_correct; empty for units on
     one side only) and ``input_changed`` (both sides have a non-empty input hash and they differ)."""
     both = merged["side"] == "both"
-    was, now = merged["baseline_correct"].fillna(False).astype(bool), merged["candidate_correct"].fillna(False).astype(bool)
+    was, now = (merged[f"{side}_correct"].fillna(False).astype(bool) for side in ("baseline", "candidate"))
     change = np.select([was & now, ~was & now, was & ~now], ["still_correct", "fixed", "newly_broken"], "still_wrong")
     merged = merged.assign(change=pd.Series(change, index=merged.index).where(both))
     if "baseline_input_hash" in merged.columns and "candidate_input_hash" in merged.columns:
@@ -96,7 +96,8 @@ def transitions(merged: pd.DataFrame) -> pd.DataFrame:
     candidate_category, count (non-zero cells only)."""
     both = merged[merged["side"] == "both"]
     cells = both.groupby(["dataset", "baseline_category", "candidate_category"]).size().rename("count")
-    return cells.reset_index().sort_values(["dataset", "count"], ascending=[True, False], kind="stable").reset_index(drop=True)
+    cells = cells.reset_index().sort_values(["dataset", "count"], ascending=[True, False], kind="stable")
+    return cells.reset_index(drop=True)
 
 
 def changes(merged: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -122,7 +123,8 @@ def one_side(merged: pd.DataFrame, key: str) -> pd.DataFrame:
     out = table[[*ids, "side"]].copy()
     for column in ("correct", "category", "confidence"):
         if f"baseline_{column}" in table.columns:
-            out[column] = table[f"baseline_{column}"].where(table["side"] == "baseline_only", table[f"candidate_{column}"])
+            baseline_only = table["side"] == "baseline_only"
+            out[column] = table[f"baseline_{column}"].where(baseline_only, table[f"candidate_{column}"])
     return out.reset_index(drop=True)
 
 
@@ -137,8 +139,8 @@ def codes(baseline: Side, candidate: Side) -> pd.DataFrame:
     status (appeared, disappeared, grew, shrank, unchanged)."""
     counts = []
     for name, side in (("baseline", baseline), ("candidate", candidate)):
-        units = side.units[["dataset", "error_codes"]].assign(code=side.units["error_codes"].map(lambda c: sorted(set(_codes_list(c)))))
-        exploded = units.explode("code").dropna(subset=["code"])
+        codes = side.units["error_codes"].map(lambda c: sorted(set(_codes_list(c))))
+        exploded = side.units[["dataset"]].assign(code=codes).explode("code").dropna(subset=["code"])
         count = exploded.groupby(["dataset", "code"]).size().rename(f"{name}_count")
         ratio = count / count.index.get_level_values("dataset").map(side.units.groupby("dataset").size()).to_numpy()
         counts += [count, ratio.rename(f"{name}_ratio")]
@@ -149,8 +151,10 @@ def codes(baseline: Side, candidate: Side) -> pd.DataFrame:
     for name in ("baseline_count", "candidate_count"):
         table[name] = table[name].astype(int)
     table = table.reset_index()
-    catalog = pd.concat([s.result.tables.get("codes", pd.DataFrame(columns=["code", "name"])) for s in (candidate, baseline)])
-    table.insert(2, "name", table["code"].map(catalog.drop_duplicates("code").set_index("code")["name"]).fillna(""))
+    no_catalog = pd.DataFrame(columns=["code", "name"])
+    catalog = pd.concat([s.result.tables.get("codes", no_catalog) for s in (candidate, baseline)])
+    names = catalog.drop_duplicates("code").set_index("code")["name"]
+    table.insert(2, "name", table["code"].map(names).fillna(""))
     table["delta"] = table["candidate_count"] - table["baseline_count"]
     table["status"] = np.select(
         [table["baseline_count"] == 0, table["candidate_count"] == 0, table["delta"] > 0, table["delta"] < 0],

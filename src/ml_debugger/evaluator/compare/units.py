@@ -46,7 +46,8 @@ def unit_key(baseline: pd.DataFrame, candidate: pd.DataFrame) -> str:
 def check_columns(samples: pd.DataFrame, side: str) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in samples.columns]
     if missing:
-        raise ConfigurationError(f"the {side}'s samples table lacks the columns {missing}; expected {list(REQUIRED_COLUMNS)}")
+        raise ConfigurationError(
+            f"the {side}'s samples table lacks the columns {missing}; expected {list(REQUIRED_COLUMNS)}")
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ def match(baseline: Side, candidate: Side, key: str) -> pd.DataFrame:
     merged = frames[0].merge(frames[1], on=["dataset", key], how="outer", indicator="side")
     merged["side"] = merged["side"].map({"both": "both", "left_only": "baseline_only", "right_only": "candidate_only"})
     if key != INPUT_ID:  # the input a unit belongs to, from whichever side has the unit
-        merged.insert(2, INPUT_ID, merged.pop(f"baseline_{INPUT_ID}").combine_first(merged.pop(f"candidate_{INPUT_ID}")))
+        inputs = merged.pop(f"baseline_{INPUT_ID}").combine_first(merged.pop(f"candidate_{INPUT_ID}"))
+        merged.insert(2, INPUT_ID, inputs)
     if not (merged["side"] == "both").any():
         raise ConfigurationError(_nothing_in_common(baseline, candidate, key))
     return merged.sort_values(["dataset", key], kind="stable").reset_index(drop=True)
