@@ -40,11 +40,13 @@ def result(name: str, samples: pd.DataFrame | Sequence[pd.DataFrame], *, version
         metrics = groups.agg(counts=("correct", "size"), accuracy=("correct", "mean")).reset_index()
     shares = pd.crosstab([samples["dataset"], samples["epoch"]], samples["category"], normalize="index")
     categories = shares.reindex(columns=CATEGORIES, fill_value=0.0).add_suffix("_ratio").reset_index()
-    clustered = samples.dropna(subset=["hotspot_cluster"])
-    hotspots = clustered.groupby("hotspot_cluster").agg(dataset=("dataset", "first"), epoch=("epoch", "first"),
-                                                        size=("input_id", "size")).reset_index()
-    hotspots = hotspots.rename(columns={"hotspot_cluster": "cluster_id"}).astype({"cluster_id": int})
-    hotspots["dominant_labels"] = [[int(i)] for i in hotspots["cluster_id"]]
+    hotspots = pd.DataFrame(columns=["cluster_id", "dataset", "epoch", "size", "dominant_labels"])
+    if "hotspot_cluster" in samples.columns:
+        clustered = samples.dropna(subset=["hotspot_cluster"])
+        hotspots = clustered.groupby("hotspot_cluster").agg(dataset=("dataset", "first"), epoch=("epoch", "first"),
+                                                            size=("input_id", "size")).reset_index()
+        hotspots = hotspots.rename(columns={"hotspot_cluster": "cluster_id"}).astype({"cluster_id": int})
+        hotspots["dominant_labels"] = [[int(i)] for i in hotspots["cluster_id"]]
     meta = {"result_name": name, "model_name": "m", "version_name": version, "task": task,
             "epochs": sorted(int(e) for e in samples["epoch"].unique())}
     return Result(meta, {"samples": samples, "metrics": metrics, "categories": categories, "codes": CODES,

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml_debugger.evaluator import Result
 from ml_debugger.evaluator.compare import InputChangedWarning, compare_results
 from ml_debugger.exceptions import ConfigurationError, NoDataError
 from tests.evaluator.compare.made import result, units
@@ -126,3 +127,18 @@ def test_hotspot_clusters_pair_by_jaccard_of_members() -> None:
     assert sorted(strict["status"]) == ["appeared", "appeared", "disappeared", "disappeared"]
     with pytest.raises(ConfigurationError, match="hotspot_min_jaccard must be in"):
         compare_results(baseline, candidate, hotspot_min_jaccard=0)
+
+
+def test_a_task_with_only_the_required_columns_compares() -> None:
+    required = ["dataset", "epoch", "input_id", "correct", "category", "error_codes"]
+    before = units(range(4), [T, T, F, F])[required]
+    after = units(range(4), [T, F, T, F])[required]
+    comparison = compare_results(result("a", before), result("b", after))
+    assert comparison.changes()[["input_id", "change"]].values.tolist() == [
+        ["1", "newly_broken"], ["3", "still_wrong"], ["2", "fixed"]]
+    assert comparison.hotspots().empty and comparison.input_changes().empty
+    assert "-- Newly broken, most confident first (1)" in comparison.to_text()
+    broken = result("b", after)
+    broken = Result(broken.meta, {**broken.tables, "samples": after.drop(columns="category")})
+    with pytest.raises(ConfigurationError, match=r"the candidate's samples table lacks the columns \['category'\]"):
+        compare_results(result("a", before), broken)

@@ -162,7 +162,7 @@ def _info(side: Side) -> dict[str, Any]:
 def _notes(name: str, side: Side, epoch: EpochChoice, other: Side) -> list[str]:
     where = ", ".join(f"{d} {e}" for d, e in sorted(side.epochs.items()))
     chosen = "each dataset at its latest evaluated epoch" if epoch == "latest" else f"epoch {epoch}"
-    notes = [f"{name} {_label(_info(side))}: {chosen} ({where})"]
+    notes = [f"{name} {side.label}: {chosen} ({where})"]
     for dataset, epochs in sorted(side.skipped.items()):
         notes.append(f"{name}: dataset {dataset!r} left out, it was evaluated at epochs {epochs} only")
     for dataset in sorted(set(side.epochs) - set(other.epochs)):

@@ -131,7 +131,8 @@ def one_side(merged: pd.DataFrame, key: str) -> pd.DataFrame:
 def input_changes(merged: pd.DataFrame, key: str) -> pd.DataFrame:
     """Matched units whose input hash differs: the same id now names different data."""
     table = merged[merged["input_changed"]]
-    return table[["dataset", key, "baseline_input_hash", "candidate_input_hash"]].reset_index(drop=True)
+    hashes = [c for c in ("baseline_input_hash", "candidate_input_hash") if c in table.columns]
+    return table[["dataset", key, *hashes]].reset_index(drop=True)
 
 
 def codes(baseline: Side, candidate: Side) -> pd.DataFrame:

@@ -109,7 +109,8 @@ def match(baseline: Side, candidate: Side, key: str) -> pd.DataFrame:
         keep = ["dataset", key, *(c for c in columns if c in units.columns)]
         frames.append(units[keep].rename(columns={c: f"{name}_{c}" for c in keep[2:]}))
     merged = frames[0].merge(frames[1], on=["dataset", key], how="outer", indicator="side")
-    merged["side"] = merged["side"].map({"both": "both", "left_only": "baseline_only", "right_only": "candidate_only"})
+    sides = {"both": "both", "left_only": "baseline_only", "right_only": "candidate_only"}
+    merged["side"] = merged["side"].astype(str).map(sides)
     if key != INPUT_ID:  # the input a unit belongs to, from whichever side has the unit
         inputs = merged.pop(f"baseline_{INPUT_ID}").combine_first(merged.pop(f"candidate_{INPUT_ID}"))
         merged.insert(2, INPUT_ID, inputs)
