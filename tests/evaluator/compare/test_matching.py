@@ -52,19 +52,22 @@ def test_a_changed_input_hash_is_warned_about_and_listed() -> None:
     assert "different input hash" in comparison.notes[-1]
 
 
-def test_units_are_matched_by_unit_id_when_a_task_has_one() -> None:
-    """Detection-like units: several objects per input, matched by unit_id; input_id is carried along."""
-    objects = ["img1/gt0", "img1/gt1", "img2/gt0", "img2/pred7"]
-    images = ["img1", "img1", "img2", "img2"]
-    baseline = result("a", units(range(4), [T, T, F, F], unit_id=objects), task="detection2d")
-    candidate = units(range(4), [T, F, T, F], unit_id=objects)
-    candidate["input_id"] = baseline.tables["samples"]["input_id"] = images
-    comparison = compare_results(baseline, result("b", candidate, task="detection2d"))
-    assert comparison.key == "unit_id"
-    assert comparison.changes()[["unit_id", "input_id", "change"]].values.tolist() == [
-        ["img1/gt1", "img1", "newly_broken"], ["img2/pred7", "img2", "still_wrong"], ["img2/gt0", "img2", "fixed"]]
+def test_units_are_matched_by_input_and_unit_id_when_a_task_has_one() -> None:
+    """Detection-like units: several objects per input, named by unit_id within their input."""
+    images, objects = ["img1", "img1", "img2", "img2"], ["gt:0", "gt:1", "gt:0", "pred:0"]
+    baseline = units(range(4), [T, T, F, F], unit_id=objects).assign(input_id=images)
+    candidate = units(range(4), [T, F, T, F], unit_id=objects).assign(input_id=images)
+    comparison = compare_results(result("a", baseline, task="detection2d"), result("b", candidate, task="detection2d"))
+    assert comparison.key == ["input_id", "unit_id"]
+    assert comparison.changes()[["input_id", "unit_id", "change"]].values.tolist() == [
+        ["img1", "gt:1", "newly_broken"], ["img2", "pred:0", "still_wrong"], ["img2", "gt:0", "fixed"]]
+    assert "units matched by dataset + input_id + unit_id" in comparison.to_text()
+    fewer = result("c", candidate.iloc[:3], task="detection2d")
+    assert compare_results(result("a", baseline, task="detection2d"), fewer).one_side()[
+        ["input_id", "unit_id", "side"]].values.tolist() == [["img2", "pred:0", "baseline_only"]]
     with pytest.raises(ConfigurationError, match="only the baseline has per-unit ids"):
-        compare_results(baseline, result("c", units(range(4), [T] * 4), task="detection2d"))
+        compare_results(result("a", baseline, task="detection2d"),
+                        result("c", units(range(4), [T] * 4), task="detection2d"))
 
 
 def test_results_of_different_tasks_or_with_repeated_units_are_an_error() -> None:

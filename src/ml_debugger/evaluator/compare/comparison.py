@@ -29,12 +29,13 @@ class Comparison:
 
     Attributes:
         baseline, candidate: model, version, result, task and the epoch compared per dataset.
-        key: the per-unit column units are matched by (with ``dataset``): ``input_id`` or ``unit_id``.
+        key: the columns that name a unit within a dataset: ``["input_id"]``, or ``["input_id", "unit_id"]``
+            for a task whose units are parts of an input.
         notes: what a reader should know (epochs chosen, datasets or units left out, changed inputs).
         code_catalog: every error code the two results' tasks define.
     """
 
-    def __init__(self, baseline: dict[str, Any], candidate: dict[str, Any], key: str,
+    def __init__(self, baseline: dict[str, Any], candidate: dict[str, Any], key: list[str],
                  tables: dict[str, pd.DataFrame], notes: list[str], hotspot_min_jaccard: float,
                  code_catalog: list[str]) -> None:
         self.baseline = baseline
@@ -218,8 +219,9 @@ def compare_results(
              + _notes("candidate", sides[1], candidate_epoch, sides[0]))
     changed = len(built["input_changes"])
     if changed:
-        message = (f"{changed} matched units have a different input hash on the two sides (the same {key} now "
-                   f"names different data), e.g. {built['input_changes'][key].head(3).tolist()}; see input_changes()")
+        examples = built["input_changes"][key].astype(str).agg("/".join, axis=1).head(3).tolist()
+        message = (f"{changed} matched units have a different input hash on the two sides (the same id now "
+                   f"names different data), e.g. {examples}; see input_changes()")
         notes.append(message)
         warnings.warn(message, InputChangedWarning, stacklevel=2)
     catalog = sorted({str(code) for result in (baseline, candidate)

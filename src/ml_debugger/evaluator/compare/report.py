@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from ml_debugger.evaluator.compare.comparison import Comparison
 
 DISPLAY = {"display.width": 200, "display.max_columns": 30, "display.max_colwidth": 40, "display.precision": 4}
-UNIT_COLUMNS = ("label", "prediction", "confidence", "category", "error_codes")
+UNIT_COLUMNS = ("label", "prediction", "confidence", "score", "category", "error_codes")
 
 
 def frame_text(table: pd.DataFrame) -> str:
@@ -35,8 +35,7 @@ def _cell(value: object) -> object:
 
 def unit_rows(comparison: Comparison, table: pd.DataFrame) -> pd.DataFrame:
     """The columns of a per-unit table worth a terminal's width: ids, then both sides' outcome."""
-    ids = [c for c in ("dataset", comparison.key, "input_id") if c in table.columns]
-    ids = list(dict.fromkeys(ids))
+    ids = ["dataset", *comparison.key]
     shown = [f"{side}_{c}" for c in UNIT_COLUMNS for side in ("baseline", "candidate")
              if f"{side}_{c}" in table.columns]
     table = table[[*ids, *shown]].rename(columns=lambda c: c.replace("baseline_", "b_").replace("candidate_", "c_"))
@@ -55,7 +54,7 @@ def comparison_text(comparison: Comparison, limit: int = 20) -> str:
     c = comparison
     b, k = c.baseline, c.candidate
     head = (f"== Comparison ({b['task']}): baseline {b['model']}/{b['version']}/{b['result']} -> "
-            f"candidate {k['model']}/{k['version']}/{k['result']}; units matched by dataset + {c.key}")
+            f"candidate {k['model']}/{k['version']}/{k['result']}; units matched by dataset + {' + '.join(c.key)}")
     overview = c.overview().drop(columns="still_correct")
     sections = [
         head, "\n".join(f"   {note}" for note in c.notes),
@@ -84,6 +83,6 @@ def comparison_text(comparison: Comparison, limit: int = 20) -> str:
         shown = f"first {min(limit, len(one_side))} of {len(one_side)}"
         sections.append(f"   {shown}:\n{frame_text(one_side.head(limit))}")
     if len(c.input_changes()):
-        sections.append(f"-- Inputs changed (same {c.key}, different input hash)\n"
+        sections.append("-- Inputs changed (same id, different input hash)\n"
                         f"{frame_text(c.input_changes().head(limit))}")
     return "\n\n".join(sections)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml_debugger.evaluator.compare.units import INPUT_ID, Side
+from ml_debugger.evaluator.compare.units import CONFIDENCE_COLUMNS, Side
 
 CHANGES = ("newly_broken", "still_wrong", "fixed")  # the per-unit table's order; "still_correct" is left out
 RATIO_SUFFIX = "_ratio"
@@ -100,27 +100,32 @@ def transitions(merged: pd.DataFrame) -> pd.DataFrame:
     return cells.reset_index(drop=True)
 
 
-def changes(merged: pd.DataFrame, key: str) -> pd.DataFrame:
+def _confidence(table: pd.DataFrame, side: str) -> pd.Series:
+    """The side's ``confidence`` (or ``score``, for a task without one) of each unit; NaN without either."""
+    for name in CONFIDENCE_COLUMNS:
+        if f"{side}_{name}" in table.columns:
+            return pd.to_numeric(table[f"{side}_{name}"], errors="coerce")
+    return pd.Series(np.nan, index=table.index)
+
+
+def changes(merged: pd.DataFrame, key: list[str]) -> pd.DataFrame:
     """The matched units whose outcome is not correct on both sides: newly broken first (most confident
     new error first), then still wrong (likewise), then fixed (most confident old error first)."""
     table = merged[merged["change"].isin(CHANGES)].copy()
-    confidence = table.get("candidate_confidence", pd.Series(np.nan, index=table.index)).where(
-        table["change"] != "fixed", table.get("baseline_confidence", np.nan)
-    )
+    confidence = _confidence(table, "candidate").where(table["change"] != "fixed", _confidence(table, "baseline"))
     table["_rank"] = table["change"].map({c: i for i, c in enumerate(CHANGES)})
-    table["_confidence"] = -pd.to_numeric(confidence, errors="coerce")
-    table = table.sort_values(["_rank", "_confidence", "dataset", key], na_position="last", kind="stable")
-    ids = ["dataset", key] + ([INPUT_ID] if key != INPUT_ID else [])
+    table["_confidence"] = -confidence
+    ids = ["dataset", *key]
+    table = table.sort_values(["_rank", "_confidence", *ids], na_position="last", kind="stable")
     sides = [c for c in table.columns if c.startswith(("baseline_", "candidate_"))
              and not c.endswith(("_correct", "_input_hash"))]
     return table[[*ids, "change", *sides, "input_changed"]].reset_index(drop=True)
 
 
-def one_side(merged: pd.DataFrame, key: str) -> pd.DataFrame:
+def one_side(merged: pd.DataFrame, key: list[str]) -> pd.DataFrame:
     """Units present on one side only: dataset, key, side, and their outcome on that side."""
     table = merged[merged["side"] != "both"]
-    ids = ["dataset", key] + ([INPUT_ID] if key != INPUT_ID else [])
-    out = table[[*ids, "side"]].copy()
+    out = table[["dataset", *key, "side"]].copy()
     for column in ("correct", "category", "confidence"):
         if f"baseline_{column}" in table.columns:
             baseline_only = table["side"] == "baseline_only"
@@ -128,11 +133,11 @@ def one_side(merged: pd.DataFrame, key: str) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def input_changes(merged: pd.DataFrame, key: str) -> pd.DataFrame:
+def input_changes(merged: pd.DataFrame, key: list[str]) -> pd.DataFrame:
     """Matched units whose input hash differs: the same id now names different data."""
     table = merged[merged["input_changed"]]
     hashes = [c for c in ("baseline_input_hash", "candidate_input_hash") if c in table.columns]
-    return table[["dataset", key, *hashes]].reset_index(drop=True)
+    return table[["dataset", *key, *hashes]].reset_index(drop=True)
 
 
 def codes(baseline: Side, candidate: Side) -> pd.DataFrame:

@@ -1,9 +1,10 @@
 """The units a comparison works on: which rows of each result, and how the two sides are matched.
 
 A unit is one row of a result's ``samples`` table: a sample for classification, an object for
-detection. Units are matched on ``(dataset, key)`` where ``key`` is ``unit_id`` when the samples
-tables have that column (a task whose units are not whole inputs adds it) and ``input_id``
-otherwise. Each side contributes every dataset at one evaluated epoch ("latest" by default).
+detection. Units are matched on ``dataset`` and the *key*: ``input_id``, plus ``unit_id`` when the
+samples tables have that column (a task whose units are parts of an input adds it; it names the
+unit within its input). Each side contributes every dataset at one evaluated epoch ("latest" by
+default).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ UNIT_ID = "unit_id"
 INPUT_ID = "input_id"
 REQUIRED_COLUMNS = ("dataset", "epoch", INPUT_ID, "correct", "category", "error_codes")
 # Per-unit columns carried into the per-unit tables (prefixed baseline_/candidate_) when present.
-CARRIED_COLUMNS = ("label", "prediction", "confidence", "category", "error_codes", "hotspot_cluster")
+CARRIED_COLUMNS = ("label", "prediction", "confidence", "score", "category", "error_codes", "hotspot_cluster")
+# How sure the model is of a unit's outcome: the first of these a task's per-unit table has.
+CONFIDENCE_COLUMNS = ("confidence", "score")
 EpochChoice = str | int
 
 
@@ -32,15 +35,15 @@ def parse_epoch(text: str) -> EpochChoice:
     return int(text)
 
 
-def unit_key(baseline: pd.DataFrame, candidate: pd.DataFrame) -> str:
-    """The column units are matched by: ``unit_id`` when both tables have it, ``input_id`` when neither."""
+def unit_key(baseline: pd.DataFrame, candidate: pd.DataFrame) -> list[str]:
+    """The columns that name a unit within a dataset: ``input_id``, and ``unit_id`` when both tables have it."""
     has = [UNIT_ID in baseline.columns, UNIT_ID in candidate.columns]
     if has[0] != has[1]:
         raise ConfigurationError(
             f"only the {'baseline' if has[0] else 'candidate'} has per-unit ids ({UNIT_ID!r}): the results are "
             "of different tasks and cannot be compared unit by unit"
         )
-    return UNIT_ID if has[0] else INPUT_ID
+    return [INPUT_ID, UNIT_ID] if has[0] else [INPUT_ID]
 
 
 def check_columns(samples: pd.DataFrame, side: str) -> None:
@@ -89,42 +92,43 @@ def select_side(result: Result, epoch: EpochChoice, datasets: list[str] | None, 
     return Side(result=result, units=samples[mask].reset_index(drop=True), epochs=chosen, skipped=skipped)
 
 
-def match(baseline: Side, candidate: Side, key: str) -> pd.DataFrame:
-    """Every unit of either side, one row per ``(dataset, key)``, with ``baseline_*``/``candidate_*``
+def match(baseline: Side, candidate: Side, key: list[str]) -> pd.DataFrame:
+    """Every unit of either side, one row per ``dataset`` and ``key``, with ``baseline_*``/``candidate_*``
     columns and ``side`` in {"both", "baseline_only", "candidate_only"}.
 
     Raises ConfigurationError when a side repeats a unit or when no unit is on both sides.
     """
-    columns = ["input_hash", "correct", *CARRIED_COLUMNS] + ([INPUT_ID] if key != INPUT_ID else [])
+    ids = ["dataset", *key]
+    columns = ["input_hash", "correct", *CARRIED_COLUMNS]
     frames = []
     for name, side in (("baseline", baseline), ("candidate", candidate)):
         units = side.units
-        repeated = units.duplicated(["dataset", key])
+        repeated = units.duplicated(ids)
         if repeated.any():
-            examples = units.loc[repeated, ["dataset", key]].head(3).to_dict("records")
+            examples = units.loc[repeated, ids].head(3).to_dict("records")
             raise ConfigurationError(
-                f"the {name} repeats {int(repeated.sum())} units (same dataset and {key}), e.g. {examples}; "
+                f"the {name} repeats {int(repeated.sum())} units (same {' and '.join(ids)}), e.g. {examples}; "
                 f"units must be unique per dataset and epoch to be matched"
             )
-        keep = ["dataset", key, *(c for c in columns if c in units.columns)]
-        frames.append(units[keep].rename(columns={c: f"{name}_{c}" for c in keep[2:]}))
-    merged = frames[0].merge(frames[1], on=["dataset", key], how="outer", indicator="side")
+        carried = [c for c in columns if c in units.columns]
+        frame = units[[*ids, *carried]].rename(columns={c: f"{name}_{c}" for c in carried})
+        integers = [c for c in frame.columns[len(ids):] if pd.api.types.is_integer_dtype(frame[c])]
+        frames.append(frame.astype({c: "Int64" for c in integers}))  # stay integers beside missing units
+    merged = frames[0].merge(frames[1], on=ids, how="outer", indicator="side")
     sides = {"both": "both", "left_only": "baseline_only", "right_only": "candidate_only"}
     merged["side"] = merged["side"].astype(str).map(sides)
-    if key != INPUT_ID:  # the input a unit belongs to, from whichever side has the unit
-        inputs = merged.pop(f"baseline_{INPUT_ID}").combine_first(merged.pop(f"candidate_{INPUT_ID}"))
-        merged.insert(2, INPUT_ID, inputs)
     if not (merged["side"] == "both").any():
         raise ConfigurationError(_nothing_in_common(baseline, candidate, key))
-    return merged.sort_values(["dataset", key], kind="stable").reset_index(drop=True)
+    return merged.sort_values(ids, kind="stable").reset_index(drop=True)
 
 
-def _nothing_in_common(baseline: Side, candidate: Side, key: str) -> str:
+def _nothing_in_common(baseline: Side, candidate: Side, key: list[str]) -> str:
     def describe(side: Side) -> str:
-        ids = side.units[key].astype(str)
-        return f"{side.label}: datasets {sorted(side.epochs)}, {len(ids)} units ({key} {', '.join(ids.head(3))}, ...)"
+        ids = side.units[key].astype(str).agg("/".join, axis=1)
+        return (f"{side.label}: datasets {sorted(side.epochs)}, {len(ids)} units "
+                f"({'/'.join(key)} {', '.join(ids.head(3))}, ...)")
 
     return (
-        f"the results have no unit in common (matched by dataset and {key}); "
+        f"the results have no unit in common (matched by dataset and {' and '.join(key)}); "
         f"baseline {describe(baseline)}; candidate {describe(candidate)}"
     )
