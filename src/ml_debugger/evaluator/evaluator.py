@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -16,6 +16,9 @@ from ml_debugger.names import validate_name
 from ml_debugger.store import StoredResult, TraceStore, open_store
 from ml_debugger.store.base import EvaluationRequest
 from ml_debugger.tasks import get_task
+
+if TYPE_CHECKING:
+    from ml_debugger.evaluator.compare import Comparison
 
 
 def normalize_n_epoch(n_epoch: object) -> str | int | None:
@@ -135,3 +138,19 @@ class Evaluator:
         """A stored result by name."""
         stored = self.store.load_result(self.model_name, self.version_name, validate_name(result_name, "result_name"))
         return Result(stored.meta, stored.tables)
+
+    def compare(self, baseline: str | Result, candidate: str | Result, **options: Any) -> Comparison:
+        """Compare two results unit by unit: fixed, newly broken, metrics, categories, codes, hotspots.
+
+        Each of ``baseline`` and ``candidate`` is a ``Result`` or a stored result's reference:
+        ``"result"`` (of this version), ``"version/result"`` (of this model) or
+        ``"model/version/result"``; ``@latest`` as the result names the newest one. ``options`` are
+        those of :func:`ml_debugger.evaluator.compare.compare_results` (``baseline_epoch``,
+        ``candidate_epoch``, ``datasets``, ``hotspot_min_jaccard``).
+        """
+        from ml_debugger.evaluator.compare import compare_results
+        from ml_debugger.evaluator.compare.refs import load_result
+
+        sides = [side if isinstance(side, Result) else load_result(self.store, side, self.model_name, self.version_name)
+                 for side in (baseline, candidate)]
+        return compare_results(*sides, **options)
