@@ -168,6 +168,56 @@ def make_planted(
     )
 
 
+@dataclass(frozen=True)
+class SliceCase:
+    """A split with scattered errors and one planted slice of systematic errors."""
+
+    samples: pd.DataFrame
+    prediction: np.ndarray
+    embedding: np.ndarray
+    slice: np.ndarray
+
+
+def make_slice_case(
+    scattered_error_rate: float,
+    *,
+    n: int = 4000,
+    n_classes: int = 5,
+    n_features: int = 8,
+    separation: float = 6.0,
+    slice_fraction: float = 0.05,
+    slice_error_rate: float = 0.95,
+    dataset: str = "val",
+    epoch: int = 0,
+    seed: int = 0,
+) -> SliceCase:
+    """Units of a Gaussian mixture (as `make_planted`) whose predictions are wrong at random with
+    ``scattered_error_rate`` everywhere, except in a slice: a tight blob of class ``0`` inputs
+    away from every class, predicted as class ``1`` with ``slice_error_rate``."""
+    rng = np.random.default_rng(seed)
+    means = np.zeros((n_classes, n_features))
+    means[np.arange(n_classes), np.arange(n_classes)] = separation / np.sqrt(2.0)
+    labels = rng.integers(0, n_classes, n)
+    x = means[labels] + rng.normal(size=(n, n_features))
+    in_slice = np.zeros(n, dtype=bool)
+    in_slice[rng.choice(np.flatnonzero(labels == 0), int(slice_fraction * n), replace=False)] = True
+    center = means[0].copy()
+    center[n_classes] = 2.0 * separation
+    x[in_slice] = center + 0.25 * rng.normal(size=(int(in_slice.sum()), n_features))
+    wrong = np.where(in_slice, rng.random(n) < slice_error_rate, rng.random(n) < scattered_error_rate)
+    other = (labels + rng.integers(1, n_classes, n)) % n_classes
+    prediction = np.where(wrong, np.where(in_slice, 1, other), labels)
+    samples = pd.DataFrame(
+        {
+            "input_id": [f"{dataset}-{epoch}-{i}" for i in range(n)],
+            "dataset": dataset,
+            "epoch": np.full(n, epoch, dtype=np.int64),
+            "label": labels.astype(np.int64),
+        }
+    )
+    return SliceCase(samples=samples, prediction=prediction, embedding=x, slice=in_slice)
+
+
 def _posterior(x: np.ndarray, means: np.ndarray) -> np.ndarray:
     """Bayes posterior of equiprobable classes; only the class axes differ between the classes."""
     n_classes = len(means)

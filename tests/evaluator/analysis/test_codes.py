@@ -51,7 +51,8 @@ TRIGGERS = {
         ],
         [0],
     ),
-    "CLS007": ([{**WRONG, "knn_error_rate": 0.7}, {"hotspot_cluster": 2}, {**WRONG}], [0, 1]),
+    # 2 errors in 10 units: the dense error threshold is cluster_error_rate itself.
+    "CLS007": ([{**WRONG, "knn_error_rate": 0.7}, {"hotspot_cluster": 2}, {**WRONG}, *[{}] * 7], [0, 1]),
     "CLS008": ([{"margin": 0.05}, {**WRONG, "margin": 0.05}], [0]),
     "CLS009": (
         [

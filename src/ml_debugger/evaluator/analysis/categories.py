@@ -18,6 +18,7 @@ import pandas as pd
 
 from ml_debugger.evaluator.analysis.config import AnalysisConfig
 from ml_debugger.evaluator.analysis.duplicates import conflicting_label_mask
+from ml_debugger.evaluator.analysis.hotspots import dense_error_rate
 
 CATEGORIES = (
     "stable_coverage",
@@ -57,9 +58,10 @@ def out_of_coverage(table: pd.DataFrame, config: AnalysisConfig) -> np.ndarray:
 
 
 def near_error_cluster(table: pd.DataFrame, config: AnalysisConfig) -> np.ndarray:
-    """In a hotspot cluster's region, or ``knn_error_rate`` is at least ``cluster_error_rate``."""
+    """In a hotspot cluster's region, or in a dense error neighbourhood: ``knn_error_rate`` is
+    at least ``max(cluster_error_rate, min_cluster_lift * base error rate of the split)``."""
     in_cluster = table["hotspot_cluster"].notna().to_numpy()
-    return in_cluster | (_col(table, "knn_error_rate") >= config.cluster_error_rate)
+    return in_cluster | (_col(table, "knn_error_rate") >= dense_error_rate(table, config))
 
 
 def suspected_label_error(table: pd.DataFrame, config: AnalysisConfig) -> np.ndarray:

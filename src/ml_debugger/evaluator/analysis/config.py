@@ -48,6 +48,11 @@ class AnalysisConfig:
         min_cluster_size: smallest number of errors that can form a cluster (10).
         min_cluster_fraction: a cluster also needs at least this share of the errors of its
             dataset and epoch (0.01).
+        min_cluster_lift: a cluster's error rate must be at least this multiple of its dataset
+            and epoch's base error rate (1.5); a neighbourhood is a dense error region only when
+            its error rate reaches this multiple too.
+        max_cluster_share: a cluster's region may hold at most this share of the units of its
+            dataset and epoch (0.25): a broader region is not specific.
         max_cluster_points: at most this many core errors per dataset and epoch (a random
             sample) are linked into clusters (10000).
 
@@ -72,6 +77,8 @@ class AnalysisConfig:
     unstable_min_forgetting: int = 1
     min_cluster_size: int = 10
     min_cluster_fraction: float = 0.01
+    min_cluster_lift: float = 1.5
+    max_cluster_share: float = 0.25
     max_cluster_points: int = 10000
     n_representatives: int = 5
     max_affected_classes: int = 5
@@ -131,6 +138,8 @@ _FLOAT_RANGES: dict[str, tuple[float, float | None, bool]] = {
     "ambiguous_max_agreement": (0.0, 1.0, False),
     "ambiguous_entropy": (0.0, None, False),
     "min_cluster_fraction": (0.0, 1.0, False),
+    "min_cluster_lift": (1.0, None, False),
+    "max_cluster_share": (0.0, 1.0, True),
 }
 
 

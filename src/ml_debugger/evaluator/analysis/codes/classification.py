@@ -160,9 +160,10 @@ class ErrorClusterMember(ErrorCode):
     name = "error_cluster_member"
     category = "hotspot"
     description = (
-        "The input lies in a hotspot cluster (a dense cluster of errors in feature space) or "
-        "where at least cluster_error_rate of its nearest neighbours (same dataset and epoch) "
-        "are misclassified: a systematic weakness of the model. Correct units here are fragile."
+        "The input lies in a hotspot cluster (a dense cluster of errors in feature space) or in "
+        "a dense error neighbourhood: at least max(cluster_error_rate, min_cluster_lift x the "
+        "split's base error rate) of its nearest neighbours (same dataset and epoch) are "
+        "misclassified: a systematic weakness of the model. Correct units here are fragile."
     )
     recommended_action = (
         "Open its cluster (hotspot_cluster, get_hotspots) and inspect the representative "
