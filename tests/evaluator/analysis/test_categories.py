@@ -37,7 +37,13 @@ CASES = [
     # a flagged label whose neighbours share it is a model error, not a labelling one
     ("critical_hotspot", {**WRONG, "label_issue": True, "knn_label_agreement": 0.9, "confidence": 0.9}),
     ("aleatoric_hotspot", {**WRONG, "label_issue": True, "knn_label_agreement": 0.2, "confidence": 0.99}),
-    ("aleatoric_hotspot", {**WRONG, "knn_label_agreement": 0.4, "entropy": 0.6, "hotspot_cluster": 1}),
+    # ... and so is one where the model has not learned the region yet (it classifies the
+    # training units around it without conviction)
+    ("recessive_hotspot", {**WRONG, "label_issue": True, "knn_label_agreement": 0.1, "reference_margin": 0.19}),
+    ("aleatoric_hotspot", {**WRONG, "label_issue": True, "knn_label_agreement": 0.1, "reference_margin": 0.2}),
+    ("aleatoric_hotspot", {**WRONG, "label_issue": True, "reference_margin": np.nan, "knn_label_agreement": np.nan}),
+    # an ambiguous input alone does not blame the data
+    ("hotspot", {**WRONG, "knn_label_agreement": 0.4, "entropy": 0.6, "hotspot_cluster": 1}),
     ("recessive_hotspot", {**WRONG, "knn_label_agreement": 0.4, "entropy": 0.3}),
     ("recessive_hotspot", {**WRONG, "knn_label_agreement": np.nan, "entropy": 2.0}),
 ]

@@ -34,7 +34,10 @@ class AnalysisConfig:
             neighbourhood; such errors are the cores of the hotspot clusters (0.5).
         label_error_max_agreement: a confident-learning label issue is kept as a suspected label
             error only when fewer than this share of its nearest neighbours carry its label
-            (0.5); without features every label issue is kept.
+            (0.6: a majority backs it); without features every label issue is kept.
+        label_error_min_reference_margin: ... and only where the model has learned the region:
+            the mean margin of its nearest reference (training) units (``reference_margin``) is
+            at least this (0.2); without features this condition is off.
         ambiguous_max_agreement: a unit is ambiguous when fewer than this share of its nearest
             neighbours carry its label (0.5) ...
         ambiguous_entropy: ... and its predictive entropy is at least this many nats (0.5, about
@@ -70,7 +73,8 @@ class AnalysisConfig:
     low_margin: float = 0.2
     coverage_percentile_max: float = 95.0
     cluster_error_rate: float = 0.5
-    label_error_max_agreement: float = 0.5
+    label_error_max_agreement: float = 0.6
+    label_error_min_reference_margin: float = 0.2
     ambiguous_max_agreement: float = 0.5
     ambiguous_entropy: float = 0.5
     unstable_min_flips: int = 2
@@ -135,6 +139,7 @@ _FLOAT_RANGES: dict[str, tuple[float, float | None, bool]] = {
     "coverage_percentile_max": (0.0, 100.0, False),
     "cluster_error_rate": (0.0, 1.0, True),
     "label_error_max_agreement": (0.0, 1.0, False),
+    "label_error_min_reference_margin": (0.0, 1.0, False),
     "ambiguous_max_agreement": (0.0, 1.0, False),
     "ambiguous_entropy": (0.0, None, False),
     "min_cluster_fraction": (0.0, 1.0, False),

@@ -97,9 +97,11 @@ class SuspectedLabelError(ErrorCode):
     name = "suspected_label_error"
     category = "aleatoric_hotspot"
     description = (
-        "Confident learning (per-class thresholds) flags the given label, and fewer than "
+        "Confident learning (per-class thresholds) flags the given label, fewer than "
         "label_error_max_agreement of its nearest neighbours in feature space (same dataset "
-        "and epoch) share it: the label is probably wrong; suggested_label holds the likely one."
+        "and epoch) share it, and the model has learned the region (reference_margin at least "
+        "label_error_min_reference_margin): the label is probably wrong; suggested_label holds "
+        "the likely one."
     )
     recommended_action = (
         "Re-annotate these inputs, lowest label_quality first, with suggested_label as the "
@@ -116,11 +118,12 @@ class SuspectedLabelError(ErrorCode):
 class AmbiguousInput(ErrorCode):
     id = "CLS005"
     name = "ambiguous_input"
-    category = "aleatoric_hotspot"
+    category = "recessive_hotspot"
     description = (
         "Its nearest neighbours in feature space (same dataset and epoch) disagree on the label "
         "(fewer than ambiguous_max_agreement share it) and the prediction is uncertain (entropy "
-        "of at least ambiguous_entropy nats): the input alone may not determine its class."
+        "of at least ambiguous_entropy nats): the input alone may not determine its class, or "
+        "the model has not learned to separate it. Alone it does not blame the data."
     )
     recommended_action = (
         "Look at a few of these inputs next to their neighbours. If a person cannot decide "
