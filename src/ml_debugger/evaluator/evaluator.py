@@ -13,6 +13,7 @@ import pandas as pd
 from ml_debugger._version import __version__
 from ml_debugger.evaluator.analysis import Analysis, analyze
 from ml_debugger.evaluator.analysis.config import AnalysisConfig
+from ml_debugger.evaluator.coverage_note import missing_datasets
 from ml_debugger.evaluator.loading import load_eval_data
 from ml_debugger.evaluator.result import HEATMAP_PREFIX, Result
 from ml_debugger.exceptions import ConfigurationError, NoDataError
@@ -91,6 +92,8 @@ def evaluate_version(
         "n_epoch": "all" if n_epoch is None else str(n_epoch),
         "epochs": epochs,
         "datasets": sorted(data.samples["dataset"].unique().tolist()),
+        "missing_datasets": missing_datasets(store.committed_epochs_by_dataset(model_name, version_name),
+                                             epochs, data.samples, config.reference_dataset),
         "rows": len(data.samples),
         "stored_rows": report.stored_rows,
         "duplicates_removed": report.duplicates_removed,
