@@ -153,8 +153,8 @@ class Result:
     def get_summary(self) -> dict[str, pd.DataFrame]:
         """Print what a user needs first, and return its tables.
 
-        Prints the datasets and epochs covered, metrics, issue categories, error codes per
-        category, the top hotspots, every issue's recommended action in full, and the datasets
+        Prints the datasets and epochs covered, metrics, issue categories, the top hotspots,
+        error codes per category, every issue's recommended action in full, and the datasets
         missing at some evaluated epoch. Returns ``metrics``, ``issue_categories``,
         ``error_codes_by_category``, ``hotspots`` and ``issues``, each dataset at its latest
         evaluated epoch (``summary_epochs``).

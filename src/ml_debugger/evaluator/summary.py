@@ -60,16 +60,16 @@ def format_summary(result: Result, parts: dict[str, pd.DataFrame]) -> str:
     ):
         lines += _section(f"Metrics ({per_dataset})", parts["metrics"])
         lines += _section(f"Issue categories: share of units ({per_dataset})", parts["issue_categories"])
-        lines += _section(
-            "Error codes per category: share of the category's units carrying each code "
-            "(a unit can carry several)",
-            parts["error_codes_by_category"],
-        )
         hotspots = parts["hotspots"]
         lines += _section(
             f"Hotspots: top {min(TOP_HOTSPOTS, len(hotspots))} of {len(hotspots)} at these epochs, "
             "by impact = error_coverage x lift (lift = error rate / the split's base error rate)",
             hotspots[HOTSPOT_SHOWN].head(TOP_HOTSPOTS),
+        )
+        lines += _section(
+            "Error codes per category: share of the category's units carrying each code "
+            "(a unit can carry several)",
+            parts["error_codes_by_category"],
         )
     lines += ["", "-- Recommended actions, per error code found", *_actions(parts["issues"])]
     missing = result.missing_datasets
