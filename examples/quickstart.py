@@ -32,17 +32,19 @@ PATIENCE = 5
 VERSION = "quickstart"
 
 
-def digits_loaders(seed: int = 0) -> tuple[DataLoader, DataLoader, DataLoader, np.ndarray]:
-    """Train loader (shuffled, N_FLIPPED labels flipped), ordered train / validation loaders with
-    ids, and the ids of the flipped training inputs."""
+def digits_loaders(
+    seed: int = 0, n_flipped: int = N_FLIPPED
+) -> tuple[DataLoader, DataLoader, DataLoader, np.ndarray]:
+    """Train loader (shuffled, ``n_flipped`` labels flipped), ordered train / validation loaders
+    with ids, and the ids of the flipped training inputs."""
     x, y = load_digits(return_X_y=True)
     x = torch.tensor(x / 16.0, dtype=torch.float32)
     ids = np.arange(len(y))
     x_tr, x_va, y_tr, y_va, id_tr, id_va = train_test_split(x, y, ids, test_size=0.3, random_state=seed)
     rng = np.random.default_rng(seed)
-    flipped = rng.choice(len(y_tr), N_FLIPPED, replace=False)
+    flipped = rng.choice(len(y_tr), n_flipped, replace=False)
     y_tr = y_tr.copy()
-    y_tr[flipped] = (y_tr[flipped] + rng.integers(1, 10, N_FLIPPED)) % 10  # always another class
+    y_tr[flipped] = (y_tr[flipped] + rng.integers(1, 10, n_flipped)) % 10  # always another class
 
     def dataset(xs, ys, idx):
         return TensorDataset(xs, torch.tensor(ys), torch.tensor(idx))
@@ -56,15 +58,18 @@ def digits_loaders(seed: int = 0) -> tuple[DataLoader, DataLoader, DataLoader, n
     )
 
 
-def train_and_trace(max_epochs: int = MAX_EPOCHS, patience: int = PATIENCE) -> np.ndarray:
-    """Train until validation accuracy stops improving, tracing both splits after every epoch;
-    return the ids of the flipped training inputs."""
-    torch.manual_seed(0)
+def train_and_trace(
+    max_epochs: int = MAX_EPOCHS, patience: int = PATIENCE, *, seed: int = 0,
+    n_flipped: int = N_FLIPPED, version: str = VERSION,
+) -> np.ndarray:
+    """Train until validation accuracy stops improving (or ``max_epochs``), tracing both splits
+    after every epoch under ``version``; return the ids of the flipped training inputs."""
+    torch.manual_seed(seed)
     torch.set_num_threads(1)  # a tiny model: one thread is the fastest, and leaves a core free
-    train_loader, train_eval_loader, val_loader, flipped_ids = digits_loaders()
+    train_loader, train_eval_loader, val_loader, flipped_ids = digits_loaders(seed, n_flipped)
     model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    tracer = ClassificationTracer(model, model_name="digits_mlp", version_name=VERSION)
+    tracer = ClassificationTracer(model, model_name="digits_mlp", version_name=version)
     best, since_best = 0.0, 0
     for epoch in range(max_epochs):
         model.train()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -265,6 +266,14 @@ def test_heatmaps_as_tables_matrices_and_plots(store: LocalStore, tmp_path) -> N
     assert (tmp_path / "heatmap.png").stat().st_size > 0
     with pytest.raises(ConfigurationError, match="unknown heatmap 'colour'"):
         result.get_heatmap("colour")
+    # The README's heatmap snippet runs as written on a Result.
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    snippet = readme.split("#### Heatmaps", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace = {"result": result}
+    exec(snippet, namespace)
+    pd.testing.assert_frame_equal(
+        namespace["matrix"], result.get_heatmap("class_by_category", matrix=True, dataset="val")
+    )
 
 
 def test_issues_per_epoch_and_latest_by_default(store: LocalStore) -> None:

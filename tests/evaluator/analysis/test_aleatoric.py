@@ -55,5 +55,7 @@ def test_where_the_model_has_not_learned_the_errors_are_the_models():
     flat /= flat.sum(axis=1, keepdims=True)
     data = EvalData(planted.data.samples, flat, planted.data.features)
     samples = analyze(data).samples
+    print(f"undecided model: label_issue {samples['label_issue'].mean():.3f}, "
+          f"aleatoric {(samples['category'] == 'aleatoric_hotspot').mean():.4f}")
     assert samples["label_issue"].sum() > 200 and samples["reference_margin"].median() < 0.2
     assert (samples["category"] == "aleatoric_hotspot").mean() < 0.01
