@@ -93,7 +93,7 @@ def test_get_view_counts_units_per_dataset_and_epoch(store: LocalStore) -> None:
     samples = result.get_samples().query("epoch == 2")
     for row in view[view["error_code"] != "none"].itertuples():
         units = samples[(samples["dataset"] == row.dataset) & (samples["category"] == row.category)]
-        carrying = units["error_codes"].map(lambda codes: row.error_code in codes)
+        carrying = units["error_codes"].map(lambda codes, code=row.error_code: code in codes)
         assert row.count == carrying.sum() and row.ratio == pytest.approx(carrying.mean())
     assert (view["ratio"] <= 1).all()
     by_label = result.get_view(groupby=["dataset", "label"], adjustby="dataset")
