@@ -17,6 +17,7 @@ from ml_debugger.evaluator import Evaluator
 from ml_debugger.evaluator.result import CATEGORY_COLUMNS
 from ml_debugger.exceptions import ConfigurationError, InvalidNameError, NoDataError, ResultExistsError
 from ml_debugger.store import LocalStore
+from ml_debugger.store.base import TraceStore
 
 N_CLASSES = 3
 
@@ -245,6 +246,10 @@ def test_a_dataset_missing_at_the_evaluated_epoch_is_reported(
     every = Evaluator("clf", "v1", store=store).request_evaluation(n_epoch=None)
     assert every.missing_datasets["missing_epochs"].tolist() == [[3]]
     assert every.summary_epochs == {"train": 2, "val": 3}
+    # The catalog's answer equals the generic one read from the traces.
+    expected = {"train": [0, 1, 2], "val": [0, 1, 2, 3]}
+    assert store.committed_epochs_by_dataset("clf", "v1") == expected
+    assert TraceStore.committed_epochs_by_dataset(store, "clf", "v1") == expected
 
 
 def test_heatmaps_as_tables_matrices_and_plots(store: LocalStore, tmp_path) -> None:
