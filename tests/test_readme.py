@@ -25,3 +25,12 @@ def test_the_two_commands_exist() -> None:
     assert "make quickstart" in README and "make test" in README
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     assert "\nquickstart:" in makefile and "\ntest:" in makefile
+
+
+def test_the_shell_commands_to_evaluate_and_list_results_are_documented() -> None:
+    from ml_debugger.cli import build_parser
+
+    for name in ("evaluate", "results"):
+        assert build_parser().parse_args([name, "my_model", "v1"]).model_name == "my_model"
+        assert f"mldebugger {name} my_model v1" in README
+    assert "--epoch latest|all|N" in README

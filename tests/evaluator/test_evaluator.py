@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from ml_debugger.evaluator import Evaluator
 from ml_debugger.evaluator.result import CATEGORY_COLUMNS
 from ml_debugger.exceptions import ConfigurationError, InvalidNameError, NoDataError, ResultExistsError
 from ml_debugger.store import LocalStore
+from ml_debugger.store.base import TraceStore
 from ml_debugger.tasks.classification import make_classification_batch
 
 N_CLASSES = 3
@@ -83,14 +85,24 @@ def test_issue_categories_partition_each_dataset(store: LocalStore) -> None:
     np.testing.assert_allclose(categories.drop(columns="dataset").sum(axis=1), 1.0)
 
 
-def test_get_view_groups_and_normalises(store: LocalStore) -> None:
-    trace(store, epochs=(0,))
-    result = Evaluator("clf", "v1", store=store).request_evaluation()
+def test_get_view_counts_units_per_dataset_and_epoch(store: LocalStore) -> None:
+    trace(store)
+    result = Evaluator("clf", "v1", store=store).request_evaluation(n_epoch=None)
     view = result.get_view(groupby=["category", "error_code"], adjustby="category")
-    assert list(view.columns) == ["category", "error_code", "count", "ratio"]
-    np.testing.assert_allclose(view.groupby("category")["ratio"].sum(), 1.0)
+    assert list(view.columns) == ["dataset", "epoch", "category", "error_code", "count", "ratio"]
+    assert set(zip(view["dataset"], view["epoch"])) == {("train", 2), ("val", 2)}  # latest epoch
+    # ratio = share of the category's units carrying the code (a unit may carry several)
+    samples = result.get_samples().query("epoch == 2")
+    for row in view[view["error_code"] != "none"].itertuples():
+        units = samples[(samples["dataset"] == row.dataset) & (samples["category"] == row.category)]
+        carrying = units["error_codes"].map(lambda codes, code=row.error_code: code in codes)
+        assert row.count == carrying.sum() and row.ratio == pytest.approx(carrying.mean())
+    assert (view["ratio"] <= 1).all()
     by_label = result.get_view(groupby=["dataset", "label"], adjustby="dataset")
     assert by_label.groupby("dataset")["count"].sum().tolist() == [120, 120]
+    np.testing.assert_allclose(by_label.groupby("dataset")["ratio"].sum(), 1.0)
+    every = result.get_view(groupby="label", by_epoch=True)
+    assert sorted(every["epoch"].unique()) == [0, 1, 2] and every["count"].sum() == 720
     with pytest.raises(ConfigurationError, match=r"cannot group by \['colour'\]"):
         result.get_view(groupby=["colour"])
     with pytest.raises(ConfigurationError, match="adjustby .* must also be in groupby"):
@@ -194,16 +206,58 @@ def test_get_summary_prints_and_returns_the_latest_epoch(store: LocalStore, caps
     result = Evaluator("clf", "v1", store=store).request_evaluation(n_epoch=None)
     parts = result.get_summary()
     printed = capsys.readouterr().out
-    assert "Metrics" in printed and "Issue categories" in printed and "Error codes per category" in printed
+    flat = " ".join(printed.split())
+    assert "Evaluated epochs 0-2 (n_epoch=all)" in printed
+    assert "each dataset at its latest evaluated epoch: train at epoch 2, val at epoch 2" in flat
+    assert "-- Metrics (train: epoch 2, val: epoch 2)" in printed
+    assert "Issue categories: share of units" in printed and "Error codes per category" in printed
+    assert result.summary_epochs == {"train": 2, "val": 2}
     pd.testing.assert_frame_equal(parts["metrics"], result.metrics_summary())
     codes = parts["error_codes_by_category"]
-    assert set(codes.columns) == {"dataset", "category", "error_code", "name", "count", "ratio"}
-    # Every unit of each dataset's latest epoch is counted once per code (or once as "none").
-    latest = result.get_samples().query("epoch == 2")
-    expected = sum(max(len(c), 1) for c in latest["error_codes"])
-    assert codes["count"].sum() == expected
+    assert list(codes.columns) == ["dataset", "epoch", "category", "error_code", "name", "count", "ratio"]
+    assert set(codes["epoch"]) == {2}
     named = codes[codes["error_code"] != "none"]
     assert (named["name"] != "").all()
+    # Recommended actions are printed whole (wrapped), one per code found.
+    for code, action in parts["issues"].groupby("code")["recommended_action"].first().items():
+        assert f"{code} " in printed and " ".join(action.split()) in flat
+    assert all(len(line) <= 160 for line in printed.splitlines())
+    assert "Datasets without rows" not in printed
+
+
+def test_a_dataset_missing_at_the_evaluated_epoch_is_reported(
+    store: LocalStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace(store, epochs=(0, 1, 2))
+    session = TraceSession("clf", "v1", "classification", store=store)
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, N_CLASSES, 50)
+    session.record(
+        make_classification_batch(np.eye(N_CLASSES)[labels] * 3, labels,
+                                  input_hashes=np.array([f"v3-{i}" for i in range(50)], dtype=object),
+                                  features=rng.normal(size=(50, 16))),
+        dataset_type="val", n_epoch=3,
+    )
+    session.wait_for_save()  # epoch 3: val only (train traced less often)
+    result = Evaluator("clf", "v1", store=store).request_evaluation()
+    assert result.epochs == [3]
+    missing = result.missing_datasets
+    assert missing["dataset"].tolist() == ["train"]
+    assert missing["missing_epochs"].tolist() == [[3]] and missing["committed_epochs"].tolist() == [[0, 1, 2]]
+    assert "coverage_percentile" in missing["unavailable"].iloc[0]
+    result.get_summary()
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "train: no rows at epoch 3 (committed epochs: 0-2). Unavailable: coverage" in printed
+    # read back from the store, the note is still there
+    again = Evaluator("clf", "v1", store=store).get_result(result.name)
+    pd.testing.assert_frame_equal(again.missing_datasets, missing)
+    every = Evaluator("clf", "v1", store=store).request_evaluation(n_epoch=None)
+    assert every.missing_datasets["missing_epochs"].tolist() == [[3]]
+    assert every.summary_epochs == {"train": 2, "val": 3}
+    # The catalog's answer equals the generic one read from the traces.
+    expected = {"train": [0, 1, 2], "val": [0, 1, 2, 3]}
+    assert store.committed_epochs_by_dataset("clf", "v1") == expected
+    assert TraceStore.committed_epochs_by_dataset(store, "clf", "v1") == expected
 
 
 def test_heatmaps_as_tables_matrices_and_plots(store: LocalStore, tmp_path) -> None:
@@ -225,6 +279,14 @@ def test_heatmaps_as_tables_matrices_and_plots(store: LocalStore, tmp_path) -> N
     assert (tmp_path / "heatmap.png").stat().st_size > 0
     with pytest.raises(ConfigurationError, match="unknown heatmap 'colour'"):
         result.get_heatmap("colour")
+    # The README's heatmap snippet runs as written on a Result.
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    snippet = readme.split("#### Heatmaps", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace = {"result": result}
+    exec(snippet, namespace)
+    pd.testing.assert_frame_equal(
+        namespace["matrix"], result.get_heatmap("class_by_category", matrix=True, dataset="val")
+    )
 
 
 def test_issues_per_epoch_and_latest_by_default(store: LocalStore) -> None:
@@ -236,6 +298,5 @@ def test_issues_per_epoch_and_latest_by_default(store: LocalStore) -> None:
     counts = exploded.value_counts().to_dict()
     assert every.set_index(["dataset", "epoch", "code"])["count"].to_dict() == counts
     latest = result.get_issues()
-    assert "epoch" not in latest.columns
-    pd.testing.assert_frame_equal(latest, every[every["epoch"] == 2].drop(columns="epoch").reset_index(drop=True))
+    pd.testing.assert_frame_equal(latest, every[every["epoch"] == 2].reset_index(drop=True))
     assert (latest["ratio"] <= 1).all()

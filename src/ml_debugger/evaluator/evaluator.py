@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ml_debugger._version import __version__
+from ml_debugger.evaluator.coverage_note import missing_datasets
 from ml_debugger.evaluator.result import Result
 from ml_debugger.exceptions import ConfigurationError, NoDataError
 from ml_debugger.names import validate_name
@@ -65,6 +66,7 @@ def evaluate_version(
         )
     epochs = resolve_epochs(n_epoch, committed)
     output = evaluation.evaluate(store.read_traces(model_name, version_name, epochs), config, progress=progress)
+    samples = output.tables["samples"]
     created = datetime.now(timezone.utc)
     name = result_name or f"eval-{created:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     meta = {
@@ -74,7 +76,10 @@ def evaluate_version(
         "task": task.name,
         "n_epoch": "all" if n_epoch is None else str(n_epoch),
         "epochs": epochs,
-        "datasets": sorted(output.tables["samples"]["dataset"].unique().tolist()),
+        "datasets": sorted(samples["dataset"].unique().tolist()),
+        "missing_datasets": missing_datasets(
+            store.committed_epochs_by_dataset(model_name, version_name), epochs, samples, config.reference_dataset
+        ),
         **output.meta,
         "config": config.to_dict(),
         "created_at": created.isoformat(),

@@ -8,6 +8,9 @@ from typing import Any
 import pandas as pd
 
 from ml_debugger.evaluator.analysis.heatmaps import heatmap_matrix, plot_heatmap
+from ml_debugger.evaluator.coverage_note import MISSING_COLUMNS
+from ml_debugger.evaluator.summary import format_summary, summary_parts
+from ml_debugger.evaluator.views import latest_rows, unit_view
 from ml_debugger.exceptions import ConfigurationError
 
 CATEGORY_COLUMNS = [
@@ -15,15 +18,15 @@ CATEGORY_COLUMNS = [
     "recessive_hotspot_ratio", "critical_hotspot_ratio", "aleatoric_hotspot_ratio",
 ]
 HEATMAP_PREFIX = "heatmap_"
-NO_CODE = "none"
 
 
 class Result:
     """One evaluation of a model version: metrics, issue categories, error codes, hotspots.
 
     Every method returns pandas objects. Tables cover the epochs evaluated (``result.epochs``);
-    the reference-compatible summaries show each dataset's latest evaluated epoch unless
-    ``by_epoch=True``.
+    the summaries show each dataset's latest evaluated epoch (``result.summary_epochs``) unless
+    ``by_epoch=True``. Tables of this SDK's own carry ``dataset`` and ``epoch`` columns; the two
+    reference summaries keep exactly the reference columns, and ``get_summary`` prints their epochs.
     """
 
     def __init__(self, meta: dict[str, Any], tables: dict[str, pd.DataFrame]) -> None:
@@ -42,48 +45,63 @@ class Result:
 
     @property
     def epochs(self) -> list[int]:
+        """Every evaluated epoch."""
         return [int(e) for e in self.meta["epochs"]]
+
+    @property
+    def summary_epochs(self) -> dict[str, int]:
+        """The epoch each dataset's summary row describes: its latest evaluated epoch."""
+        metrics = self._tables["metrics"]
+        return {str(d): int(e) for d, e in metrics.groupby("dataset")["epoch"].max().items()}
+
+    @property
+    def missing_datasets(self) -> pd.DataFrame:
+        """Datasets with committed traces but no rows at some evaluated epoch, and what that
+        makes unavailable (``dataset, missing_epochs, committed_epochs, unavailable``)."""
+        return pd.DataFrame(self.meta.get("missing_datasets", []), columns=list(MISSING_COLUMNS))
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every stored table by name (a copy of the mapping)."""
         return dict(self._tables)
 
-    def _latest_per_dataset(self, frame: pd.DataFrame, columns: list[str], by_epoch: bool) -> pd.DataFrame:
+    def _summary(self, frame: pd.DataFrame, columns: list[str], by_epoch: bool) -> pd.DataFrame:
         if by_epoch:
             return frame[columns[:1] + ["epoch"] + columns[1:]].reset_index(drop=True)
-        latest = frame.groupby("dataset")["epoch"].transform("max")
-        return frame.loc[frame["epoch"] == latest, columns].reset_index(drop=True)
+        return latest_rows(frame)[columns].reset_index(drop=True)
 
     def metrics_summary(self, by_epoch: bool = False) -> pd.DataFrame:
-        """Per dataset, the task's metrics (classification: counts, accuracy, auroc, auprc,
-        net_entropy_loss, net_entropy, error_proba_auroc, error_proba_auprc)."""
+        """Per dataset, the task's metrics: exactly the reference columns for classification
+        (counts, accuracy, auroc, auprc, net_entropy_loss, net_entropy, error_proba_auroc,
+        error_proba_auprc), each dataset at its latest evaluated epoch (``summary_epochs``);
+        ``by_epoch=True`` adds ``epoch`` and lists every evaluated epoch.
+        """
         metrics = self._tables["metrics"]
         columns = ["dataset", *(c for c in metrics.columns if c not in ("dataset", "epoch"))]
-        return self._latest_per_dataset(metrics, columns, by_epoch)
+        return self._summary(metrics, columns, by_epoch)
 
     def issue_category_summary(self, by_epoch: bool = False) -> pd.DataFrame:
-        """Per dataset: the share of units in each of the six issue categories (rows sum to 1)."""
-        return self._latest_per_dataset(self._tables["categories"], CATEGORY_COLUMNS, by_epoch)
+        """Per dataset: the share of units in each of the six issue categories (rows sum to 1).
+
+        Epochs as ``metrics_summary``.
+        """
+        return self._summary(self._tables["categories"], CATEGORY_COLUMNS, by_epoch)
 
     def get_issues(self, by_epoch: bool = False) -> pd.DataFrame:
-        """The issues found: one row per dataset and error code, with the recommended action.
+        """The issues found: one row per dataset, epoch and error code, with the recommended action.
 
-        Each dataset's latest evaluated epoch, like ``metrics_summary()``; ``by_epoch=True`` lists
-        every evaluated epoch (with an ``epoch`` column).
+        ``count`` is units carrying the code and ``ratio`` their share of the dataset's units at
+        that epoch. Each dataset's latest evaluated epoch; ``by_epoch=True`` for every epoch.
         """
         issues = self._tables["issues"]
-        if by_epoch:
-            return issues.copy()
-        latest = issues.groupby("dataset")["epoch"].transform("max")
-        return issues[issues["epoch"] == latest].drop(columns="epoch").reset_index(drop=True)
+        return (issues if by_epoch else latest_rows(issues)).reset_index(drop=True)
 
     def get_samples(self) -> pd.DataFrame:
         """The per-unit table: ids, label, prediction, category, error codes, cluster and every signal."""
         return self._tables["samples"].copy()
 
     def get_hotspots(self) -> pd.DataFrame:
-        """Clusters of errors in feature space, largest share of errors first."""
+        """Hotspot clusters in feature space, latest epoch first, then by impact (error_coverage x lift)."""
         return self._tables["hotspots"].copy()
 
     def get_error_codes(self) -> pd.DataFrame:
@@ -116,57 +134,29 @@ class Result:
         self,
         groupby: str | Sequence[str] = ("category", "error_code"),
         adjustby: str | Sequence[str] | None = None,
+        *,
+        by_epoch: bool = False,
     ) -> pd.DataFrame:
-        """Count units grouped by any per-unit columns; ``ratio`` is normalised within ``adjustby``.
+        """Count units per dataset, epoch and ``groupby`` columns; ``ratio`` is their share of the
+        units of the same dataset, epoch and ``adjustby`` values.
 
-        ``error_code`` groups by single codes (a unit with several codes counts once per code; a
-        unit with none counts under ``"none"``). Without ``adjustby`` the ratio is over all rows.
-        Every evaluated epoch is counted; group by ``epoch`` to tell them apart.
+        Columns ``dataset, epoch, <groupby>, count, ratio``. ``error_code`` groups by single codes:
+        a unit counts once under each code it carries (ratios of codes can add up to more than
+        1) and under ``"none"`` without one. Each dataset's latest evaluated epoch;
+        ``by_epoch=True`` for every epoch.
         """
-        return _view(self._tables["samples"], groupby, adjustby)
+        samples = self._tables["samples"]
+        return unit_view(samples if by_epoch else latest_rows(samples), groupby, adjustby)
 
     def get_summary(self) -> dict[str, pd.DataFrame]:
-        """Print metrics, issue categories and the error codes of each category; return them.
+        """Print what a user needs first, and return its tables.
 
-        Like ``metrics_summary()``, every table covers each dataset's latest evaluated epoch.
+        Prints the datasets and epochs covered, metrics, issue categories, the top hotspots,
+        error codes per category, every issue's recommended action in full, and the datasets
+        missing at some evaluated epoch. Returns ``metrics``, ``issue_categories``,
+        ``error_codes_by_category``, ``hotspots`` and ``issues``, each dataset at its latest
+        evaluated epoch (``summary_epochs``).
         """
-        names = self._tables["codes"].set_index("code")["name"]
-        samples = self._tables["samples"]
-        latest = samples[samples["epoch"] == samples.groupby("dataset")["epoch"].transform("max")]
-        by_category = _view(latest, ["dataset", "category", "error_code"], ["dataset", "category"])
-        by_category.insert(3, "name", by_category["error_code"].map(names).fillna(""))
-        parts = {
-            "metrics": self.metrics_summary(),
-            "issue_categories": self.issue_category_summary(),
-            "error_codes_by_category": by_category,
-        }
-        titles = {
-            "metrics": "Metrics",
-            "issue_categories": "Issue categories",
-            "error_codes_by_category": "Error codes per category (ratio within the category)",
-        }
-        with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
-            print(f"== {self.meta['model_name']}/{self.meta['version_name']} · result {self.name} · epochs {self.epochs}")
-            for key, frame in parts.items():
-                print(f"\n-- {titles[key]}\n{frame.to_string(index=False)}")
+        parts = summary_parts(self)
+        print(format_summary(self, parts))
         return parts
-
-
-def _view(samples: pd.DataFrame, groupby: str | Sequence[str], adjustby: str | Sequence[str] | None) -> pd.DataFrame:
-    groupby = [groupby] if isinstance(groupby, str) else list(groupby)
-    adjust = [] if adjustby is None else [adjustby] if isinstance(adjustby, str) else list(adjustby)
-    if "error_code" in groupby + adjust:
-        samples = samples.assign(
-            error_code=[list(c) if len(c) else [NO_CODE] for c in samples["error_codes"]]
-        ).explode("error_code")
-    unknown = [c for c in groupby + adjust if c not in samples.columns or c == "error_codes"]
-    if unknown:
-        valid = sorted(c for c in samples.columns if c != "error_codes") + ["error_code"]
-        raise ConfigurationError(f"cannot group by {unknown}; expected columns among {sorted(set(valid))}")
-    missing = [c for c in adjust if c not in groupby]
-    if missing:
-        raise ConfigurationError(f"adjustby {missing} must also be in groupby {groupby}")
-    view = samples.groupby(groupby, observed=True, dropna=False).size().rename("count").reset_index()
-    totals = view.groupby(adjust)["count"].transform("sum") if adjust else view["count"].sum()
-    view["ratio"] = view["count"] / totals
-    return view.sort_values(adjust + ["count"], ascending=[True] * len(adjust) + [False]).reset_index(drop=True)

@@ -83,6 +83,13 @@ class TraceStore(ABC):
     def committed_epochs(self, model_name: str, version_name: str) -> list[int]:
         """Sorted epochs with committed data; NoDataError if the model or version is unknown."""
 
+    def committed_epochs_by_dataset(self, model_name: str, version_name: str) -> dict[str, list[int]]:
+        """Sorted committed epochs of each dataset; read from the traces here, a store with a
+        catalog answers it directly."""
+        table = self.read_traces(model_name, version_name, None).select(["dataset_type", "epoch"])
+        pairs = table.to_pandas().drop_duplicates().sort_values(["dataset_type", "epoch"])
+        return {str(d): [int(e) for e in group["epoch"]] for d, group in pairs.groupby("dataset_type")}
+
     @abstractmethod
     def read_traces(self, model_name: str, version_name: str, epochs: list[int] | None) -> pa.Table:
         """Every committed row of the version in ``epochs`` (all epochs when ``None``)."""

@@ -132,6 +132,19 @@ class Catalog:
             )
         return [int(r[0]) for r in rows]
 
+    def committed_epochs_by_dataset(self, model: str, version: str) -> dict[str, list[int]]:
+        self.require_version(model, version)
+        with self.db.transaction() as db:
+            rows = db.query(
+                "SELECT DISTINCT dataset_type, epoch FROM parts WHERE model = ? AND version = ? "
+                "ORDER BY dataset_type, epoch",
+                (model, version),
+            )
+        epochs: dict[str, list[int]] = {}
+        for dataset, epoch in rows:
+            epochs.setdefault(str(dataset), []).append(int(epoch))
+        return epochs
+
     def committed_paths(self, model: str, version: str, epochs: list[int] | None) -> list[str]:
         with self.db.transaction() as db:
             rows = db.query(

@@ -121,6 +121,9 @@ class LocalStore(TraceStore):
     def committed_epochs(self, model_name: str, version_name: str) -> list[int]:
         return self.catalog.committed_epochs(model_name, version_name)
 
+    def committed_epochs_by_dataset(self, model_name: str, version_name: str) -> dict[str, list[int]]:
+        return self.catalog.committed_epochs_by_dataset(model_name, version_name)
+
     def read_traces(self, model_name: str, version_name: str, epochs: list[int] | None) -> pa.Table:
         self.catalog.require_version(model_name, version_name)
         paths = self.catalog.committed_paths(model_name, version_name, epochs)

@@ -71,7 +71,7 @@ def add_object_signals(
         )
     else:
         neighbors = pd.DataFrame(np.nan, index=table.index, columns=list(NEIGHBOR_COLUMNS))
-    table = table.join(neighbors)
+    table = table.join(neighbors.drop(columns="reference_margin"))  # no class probabilities here
     table["error_proba"] = object_error_proba(table, config, error_features)
     table = table.join(object_dynamics(table))
     recurrence = object_recurrence(table)

@@ -6,8 +6,9 @@ pair of class means is ``separation`` apart), unit variance along the ``n_classe
 network's penultimate features do for any given pair of classes). The simulated classifier
 outputs the Bayes posterior of the mixture, then these problems are planted (all disjoint):
 
-- label noise: a share of the inputs of every split get another, random label (features and
-  probabilities keep the true class);
+- label noise: a share of the inputs of every split get another label (features and
+  probabilities keep the true class): a random other class (``noise="symmetric"``) or the next
+  class, ``(y + 1) % n_classes`` (``noise="class_conditional"``);
 - a slice: a tight blob of class ``0`` inputs away from every class (offset by ``2 * separation``
   along a dimension no class mean uses) on which the model predicts class ``1`` with a moderate
   confidence; ``slice_error_rate`` of it is wrong, in every split;
@@ -56,6 +57,7 @@ def make_planted(
     nuisance_std: float = 0.3,
     n_epochs: int = 1,
     label_noise: float = 0.04,
+    noise: str = "symmetric",
     slice_fraction: float = 0.06,
     slice_error_rate: float = 0.9,
     n_confident: int = 40,
@@ -108,7 +110,8 @@ def make_planted(
     noisy = take(np.ones(n_base, dtype=bool), int(label_noise * n_base))
 
     labels = y.copy()
-    labels[noisy] = (y[noisy] + rng.integers(1, n_classes, noisy.sum())) % n_classes
+    shift = rng.integers(1, n_classes, noisy.sum()) if noise == "symmetric" else 1
+    labels[noisy] = (y[noisy] + shift) % n_classes
     hashes = np.array([f"h{i:06d}" for i in range(n_base)], dtype=object)
     # Leakage: the val input becomes an exact copy of a training input.
     src, dst = np.flatnonzero(leaked_src), np.flatnonzero(leaked_dst)
@@ -166,6 +169,56 @@ def make_planted(
         leaked=per_row(leaked),
         conflicting=per_row(conflicting),
     )
+
+
+@dataclass(frozen=True)
+class SliceCase:
+    """A split with scattered errors and one planted slice of systematic errors."""
+
+    samples: pd.DataFrame
+    prediction: np.ndarray
+    embedding: np.ndarray
+    slice: np.ndarray
+
+
+def make_slice_case(
+    scattered_error_rate: float,
+    *,
+    n: int = 4000,
+    n_classes: int = 5,
+    n_features: int = 8,
+    separation: float = 6.0,
+    slice_fraction: float = 0.05,
+    slice_error_rate: float = 0.95,
+    dataset: str = "val",
+    epoch: int = 0,
+    seed: int = 0,
+) -> SliceCase:
+    """Units of a Gaussian mixture (as `make_planted`) whose predictions are wrong at random with
+    ``scattered_error_rate`` everywhere, except in a slice: a tight blob of class ``0`` inputs
+    away from every class, predicted as class ``1`` with ``slice_error_rate``."""
+    rng = np.random.default_rng(seed)
+    means = np.zeros((n_classes, n_features))
+    means[np.arange(n_classes), np.arange(n_classes)] = separation / np.sqrt(2.0)
+    labels = rng.integers(0, n_classes, n)
+    x = means[labels] + rng.normal(size=(n, n_features))
+    in_slice = np.zeros(n, dtype=bool)
+    in_slice[rng.choice(np.flatnonzero(labels == 0), int(slice_fraction * n), replace=False)] = True
+    center = means[0].copy()
+    center[n_classes] = 2.0 * separation
+    x[in_slice] = center + 0.25 * rng.normal(size=(int(in_slice.sum()), n_features))
+    wrong = np.where(in_slice, rng.random(n) < slice_error_rate, rng.random(n) < scattered_error_rate)
+    other = (labels + rng.integers(1, n_classes, n)) % n_classes
+    prediction = np.where(wrong, np.where(in_slice, 1, other), labels)
+    samples = pd.DataFrame(
+        {
+            "input_id": [f"{dataset}-{epoch}-{i}" for i in range(n)],
+            "dataset": dataset,
+            "epoch": np.full(n, epoch, dtype=np.int64),
+            "label": labels.astype(np.int64),
+        }
+    )
+    return SliceCase(samples=samples, prediction=prediction, embedding=x, slice=in_slice)
 
 
 def _posterior(x: np.ndarray, means: np.ndarray) -> np.ndarray:
@@ -230,6 +283,7 @@ SIGNAL_DEFAULTS = {
     "knn_label_agreement": 1.0,
     "knn_distance": 1.0,
     "coverage_percentile": 50.0,
+    "reference_margin": 0.8,
     "label_issue": False,
     "label_quality": 0.95,
     "suggested_label": 0,
@@ -283,7 +337,7 @@ def unit_table(*rows: dict) -> pd.DataFrame:
             "hotspot_cluster": "Int64",
             **{c: np.float64 for c in ("confidence", "margin", "entropy", "loss", "gold_proba",
                                        "knn_error_rate", "knn_label_agreement", "knn_distance",
-                                       "coverage_percentile", "label_quality", "error_proba",
+                                       "coverage_percentile", "reference_margin", "label_quality", "error_proba",
                                        "gold_proba_mean", "gold_proba_std", "correct_fraction",
                                        "flips", "forgetting_events", "aum")},
         }

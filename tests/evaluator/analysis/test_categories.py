@@ -37,16 +37,37 @@ CASES = [
     # a flagged label whose neighbours share it is a model error, not a labelling one
     ("critical_hotspot", {**WRONG, "label_issue": True, "knn_label_agreement": 0.9, "confidence": 0.9}),
     ("aleatoric_hotspot", {**WRONG, "label_issue": True, "knn_label_agreement": 0.2, "confidence": 0.99}),
-    ("aleatoric_hotspot", {**WRONG, "knn_label_agreement": 0.4, "entropy": 0.6, "hotspot_cluster": 1}),
+    # ... and so is one where the model has not learned the region yet (it classifies the
+    # training units around it without conviction)
+    ("recessive_hotspot", {**WRONG, "label_issue": True, "knn_label_agreement": 0.1, "reference_margin": 0.19}),
+    ("aleatoric_hotspot", {**WRONG, "label_issue": True, "knn_label_agreement": 0.1, "reference_margin": 0.2}),
+    ("aleatoric_hotspot", {**WRONG, "label_issue": True, "reference_margin": np.nan, "knn_label_agreement": np.nan}),
+    # an ambiguous input alone does not blame the data
+    ("hotspot", {**WRONG, "knn_label_agreement": 0.4, "entropy": 0.6, "hotspot_cluster": 1}),
     ("recessive_hotspot", {**WRONG, "knn_label_agreement": 0.4, "entropy": 0.3}),
     ("recessive_hotspot", {**WRONG, "knn_label_agreement": np.nan, "entropy": 2.0}),
 ]
 
 
+BACKGROUND = [{}] * 9
+"""Stable units sharing the split: its base error rate stays at most 10%, so that the dense error
+threshold is ``cluster_error_rate`` itself (``min_cluster_lift`` x base rate is below it)."""
+
+
 @pytest.mark.parametrize("expected, overrides", CASES)
 def test_each_rule_and_the_priority_order(expected, overrides):
-    table = unit_table(overrides)
-    assert assign_categories(table, CONFIG).tolist() == [expected]
+    table = unit_table(overrides, *BACKGROUND)
+    assert assign_categories(table, CONFIG).tolist()[0] == expected
+
+
+def test_a_dense_error_neighbourhood_is_relative_to_the_split_base_rate():
+    # 4 errors in 10 units: the bar is max(0.5, 1.5 x 0.4) = 0.6, so 0.5 or 0.55 is not dense.
+    errors = [{**WRONG, "knn_error_rate": rate} for rate in (0.5, 0.7, 0.3, 0.3)]
+    table = unit_table(*errors, {"knn_error_rate": 0.55}, {"knn_error_rate": 0.7}, *[{}] * 4)
+    assert assign_categories(table, CONFIG).tolist()[:6] == [
+        "recessive_hotspot", "hotspot", "recessive_hotspot", "recessive_hotspot",
+        "stable_coverage", "operational_coverage",
+    ]
 
 
 def test_conflicting_labels_make_an_error_aleatoric():

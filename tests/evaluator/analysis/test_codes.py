@@ -40,6 +40,7 @@ TRIGGERS = {
         [
             {**WRONG, "label_issue": True, "knn_label_agreement": 0.1},
             {**WRONG, "label_issue": True, "knn_label_agreement": 0.8},
+            {**WRONG, "label_issue": True, "knn_label_agreement": 0.1, "reference_margin": 0.1},
         ],
         [0],
     ),
@@ -51,7 +52,8 @@ TRIGGERS = {
         ],
         [0],
     ),
-    "CLS007": ([{**WRONG, "knn_error_rate": 0.7}, {"hotspot_cluster": 2}, {**WRONG}], [0, 1]),
+    # 2 errors in 10 units: the dense error threshold is cluster_error_rate itself.
+    "CLS007": ([{**WRONG, "knn_error_rate": 0.7}, {"hotspot_cluster": 2}, {**WRONG}, *[{}] * 7], [0, 1]),
     "CLS008": ([{"margin": 0.05}, {**WRONG, "margin": 0.05}], [0]),
     "CLS009": (
         [
@@ -126,7 +128,7 @@ def test_codes_explain_the_category():
     category = assign_categories(table, CONFIG)
     masks = detect_codes(table, CONFIG)
     has = lambda *ids: masks[list(ids)].any(axis=1)  # noqa: E731
-    assert has("CLS004", "CLS005", "CLS010")[category == "aleatoric_hotspot"].all()
+    assert has("CLS004", "CLS010")[category == "aleatoric_hotspot"].all()
     assert has("CLS001")[category == "critical_hotspot"].all()
     assert has("CLS007")[category == "hotspot"].all()
     assert has("CLS003", "CLS005", "CLS006", "CLS007", "CLS008")[category == "operational_coverage"].all()

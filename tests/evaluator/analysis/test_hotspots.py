@@ -6,7 +6,7 @@ from sklearn.neighbors import NearestNeighbors
 from ml_debugger.evaluator.analysis.config import AnalysisConfig
 from ml_debugger.evaluator.analysis.hotspots import HOTSPOT_COLUMNS, find_hotspots
 
-from .planted import make_planted
+from .planted import make_planted, make_slice_case
 
 CONFIG = AnalysisConfig()
 
@@ -126,9 +126,76 @@ def test_cluster_table_is_consistent_with_the_unit_assignment():
         ids = set(table.loc[members & ~correct, "input_id"])
         assert set(row.representative_input_ids) <= ids
         assert row.n_errors >= CONFIG.min_cluster_size
-    # Largest clusters first within each dataset and epoch.
-    for _, group in clusters.groupby(["dataset", "epoch"]):
-        assert group["n_errors"].is_monotonic_decreasing
+        base = (group & ~correct).sum() / group.sum()
+        assert row.base_error_rate == pytest.approx(base)
+        assert row.lift == pytest.approx(row.error_rate / base) and row.lift >= CONFIG.min_cluster_lift
+        assert row.unit_share == pytest.approx(row.size / group.sum())
+        assert row.unit_share <= CONFIG.max_cluster_share
+        assert row.impact == pytest.approx(row.error_coverage * row.lift)
+    _assert_ranked(clusters)
+
+
+def _assert_ranked(clusters: pd.DataFrame) -> None:
+    """Latest epoch first, then by impact; cluster ids number the rows in that order."""
+    assert clusters["cluster_id"].tolist() == list(range(len(clusters)))
+    keys = list(zip(-clusters["epoch"], -clusters["impact"]))
+    assert keys == sorted(keys)
+
+
+def _slice_table(case):
+    return _table(case.samples, case.prediction, case.embedding)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("scattered", [0.05, 0.2, 0.5])
+def test_a_planted_slice_is_recovered_at_any_base_error_rate(scattered, seed):
+    case = make_slice_case(scattered, seed=seed)
+    table = _slice_table(case)
+    hotspot_cluster, clusters = find_hotspots(table, case.embedding, CONFIG)
+    wrong = ~table["correct"].to_numpy()
+    planted = case.slice & wrong
+    best = hotspot_cluster[planted].value_counts().idxmax()
+    found = (hotspot_cluster == best).fillna(False).to_numpy() & wrong
+    jaccard = (found & planted).sum() / (found | planted).sum()
+    print(f"scattered {scattered:.0%}, base error rate {wrong.mean():.3f}: Jaccard {jaccard:.3f}, "
+          f"lifts {clusters['lift'].round(2).tolist()}")
+    assert jaccard >= 0.6
+    assert best == 0, "the planted slice is not the most impactful cluster"
+    assert (clusters["lift"] >= CONFIG.min_cluster_lift).all()
+    assert (clusters["unit_share"] <= CONFIG.max_cluster_share).all()
+
+
+def test_at_a_high_base_rate_only_clusters_with_lift_are_reported():
+    # Half of the units wrong at random plus a slice: without the lift rule (the old behaviour)
+    # regions barely worse than the split were reported; with it, the slice comes first.
+    case = make_slice_case(0.5, seed=3)
+    table = _slice_table(case)
+    _, clusters = find_hotspots(table, case.embedding, CONFIG)
+    _, weak = find_hotspots(table, case.embedding, AnalysisConfig(min_cluster_lift=1.0))
+    assert weak["lift"].min() < 1.1
+    assert clusters["lift"].min() >= CONFIG.min_cluster_lift
+    assert clusters["error_rate"].iloc[0] > 0.9 and clusters["impact"].iloc[0] > 3 * clusters["impact"].iloc[1:].max()
+
+
+def test_a_region_holding_much_of_its_split_is_not_specific():
+    # Two classes; 40% of the split is one blob where the model fails.
+    case = make_slice_case(0.05, n_classes=2, slice_fraction=0.4, seed=0)
+    table = _slice_table(case)
+    hotspot_cluster, clusters = find_hotspots(table, case.embedding, CONFIG)
+    assert not (hotspot_cluster[case.slice].notna().mean() > 0.5)
+    _, broad = find_hotspots(table, case.embedding, AnalysisConfig(max_cluster_share=0.5))
+    assert broad["unit_share"].max() > CONFIG.max_cluster_share
+
+
+def test_clusters_are_ranked_latest_epoch_first_then_by_impact():
+    cases = [make_slice_case(0.2, epoch=epoch, seed=epoch, n=2000) for epoch in (0, 1, 2)]
+    samples = pd.concat([c.samples for c in cases], ignore_index=True)
+    prediction = np.concatenate([c.prediction for c in cases])
+    embedding = np.vstack([c.embedding for c in cases])
+    table = _table(samples, prediction, embedding)
+    _, clusters = find_hotspots(table, embedding, CONFIG)
+    assert clusters["epoch"].iloc[0] == 2 and set(clusters["epoch"]) == {0, 1, 2}
+    _assert_ranked(clusters)
 
 
 def test_sampling_the_core_errors_still_finds_the_slice():

@@ -41,12 +41,15 @@ def test_multiclass_matches_sklearn():
     assert 0.5 < m["error_proba_auroc"] < 1.0
 
 
-def test_binary_auroc_matches_sklearn_binary():
-    labels, proba, error_proba = _data(n_classes=2, seed=1)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_binary_scores_are_sklearns_binary_scores_of_class_1(seed):
+    labels, proba, error_proba = _data(n_classes=2, seed=seed)
+    labels = np.where(np.random.default_rng(seed).random(len(labels)) < 0.2, 1, 0)  # imbalanced
     m = classification_metrics(labels, proba, error_proba)
     assert m["auroc"] == pytest.approx(roc_auc_score(labels, proba[:, 1]))
-    expected_ap = np.mean([average_precision_score(labels == c, proba[:, c]) for c in (0, 1)])
-    assert m["auprc"] == pytest.approx(expected_ap)
+    assert m["auprc"] == pytest.approx(average_precision_score(labels, proba[:, 1]))
+    macro = np.mean([average_precision_score(labels == c, proba[:, c]) for c in (0, 1)])
+    assert abs(m["auprc"] - macro) > 0.05  # not the macro average over both classes
 
 
 def test_absent_classes_are_left_out_of_the_macro_average():

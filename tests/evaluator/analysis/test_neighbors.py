@@ -65,9 +65,10 @@ def test_matches_brute_force_per_dataset_and_epoch():
     epochs = rng.integers(0, 2, size=n)
     labels = rng.integers(0, 3, size=n)
     correct = rng.random(n) < 0.7
+    margin = rng.uniform(-1, 1, n)
     points = rng.normal(size=(n, 4)).astype(np.float32)
     samples = _samples(datasets, epochs, labels)
-    out = neighbor_signals(points, samples, correct, reference_dataset="train", k_neighbors=k)
+    out = neighbor_signals(points, samples, correct, margin, reference_dataset="train", k_neighbors=k)
     assert list(out.columns) == list(NEIGHBOR_COLUMNS)
     for epoch in (0, 1):
         ref = np.flatnonzero((datasets == "train") & (epochs == epoch))
@@ -81,8 +82,9 @@ def test_matches_brute_force_per_dataset_and_epoch():
             agreement = (labels[rows][nearest] == labels[rows, None]).mean(1)
             np.testing.assert_allclose(out["knn_error_rate"].iloc[rows], error_rate)
             np.testing.assert_allclose(out["knn_label_agreement"].iloc[rows], agreement)
-            _, distance = _brute(points[ref], points[rows], k, same=dataset == "train")
+            nearest_ref, distance = _brute(points[ref], points[rows], k, same=dataset == "train")
             np.testing.assert_allclose(out["knn_distance"].iloc[rows], distance, rtol=1e-5)
+            np.testing.assert_allclose(out["reference_margin"].iloc[rows], margin[ref][nearest_ref].mean(1))
             distances = out["knn_distance"].iloc[rows]
             expected = [percentileofscore(ref_loo, d, kind="mean") for d in distances]
             np.testing.assert_allclose(out["coverage_percentile"].iloc[rows], expected)
@@ -96,7 +98,7 @@ def test_far_away_inputs_have_high_coverage_percentile():
     points = np.vstack([train, near, far]).astype(np.float32)
     datasets = ["train"] * 300 + ["val"] * 140
     samples = _samples(datasets, np.zeros(440), np.zeros(440))
-    out = neighbor_signals(points, samples, np.ones(440, bool), reference_dataset="train",
+    out = neighbor_signals(points, samples, np.ones(440, bool), np.ones(440), reference_dataset="train",
                            k_neighbors=10)
     coverage = out["coverage_percentile"].to_numpy()
     assert (coverage[400:] == 100).all()
@@ -109,10 +111,12 @@ def test_without_reference_split_the_split_is_its_own_reference():
     points = rng.normal(size=(60, 3)).astype(np.float32)
     datasets = ["train"] * 20 + ["val"] * 40
     epochs = [0] * 20 + [1] * 40  # no train at epoch 1
-    out = neighbor_signals(points, _samples(datasets, epochs, np.zeros(60)), np.ones(60, bool),
+    margin = rng.uniform(-1, 1, 60)
+    out = neighbor_signals(points, _samples(datasets, epochs, np.zeros(60)), np.ones(60, bool), margin,
                            reference_dataset="train", k_neighbors=4)
-    _, loo = _brute(points[20:], points[20:], 4, same=True)
+    nearest, loo = _brute(points[20:], points[20:], 4, same=True)
     np.testing.assert_allclose(out["knn_distance"].iloc[20:], loo, rtol=1e-5)
+    np.testing.assert_allclose(out["reference_margin"].iloc[20:], margin[20:][nearest].mean(1))
     expected = [percentileofscore(loo, d, kind="mean") for d in loo]
     np.testing.assert_allclose(out["coverage_percentile"].iloc[20:], expected)
 
@@ -121,7 +125,7 @@ def test_tiny_groups_cap_k_and_single_units_get_nan():
     points = np.arange(8, dtype=np.float32).reshape(4, 2)
     samples = _samples(["train", "train", "train", "val"], [0, 0, 0, 0], [0, 1, 1, 0])
     correct = np.array([True, False, True, True])
-    out = neighbor_signals(points, samples, correct, reference_dataset="train", k_neighbors=10)
+    out = neighbor_signals(points, samples, correct, np.zeros(4), reference_dataset="train", k_neighbors=10)
     # train has 3 units: each sees the other two
     np.testing.assert_allclose(out["knn_error_rate"].iloc[:3], [0.5, 0.0, 0.5])
     np.testing.assert_allclose(out["knn_label_agreement"].iloc[:3], [0.0, 0.5, 0.5])
@@ -137,9 +141,9 @@ def test_large_groups_search_a_random_pool():
     points = rng.normal(size=(n, 3)).astype(np.float32)
     correct = rng.random(n) < 0.5
     samples = _samples(["val"] * n, np.zeros(n), rng.integers(0, 2, n))
-    out = neighbor_signals(points, samples, correct, reference_dataset="train", k_neighbors=k,
-                           max_pool=pool, random_state=0)
-    exact = neighbor_signals(points, samples, correct, reference_dataset="train", k_neighbors=k)
+    out = neighbor_signals(points, samples, correct, np.zeros(n), reference_dataset="train",
+                           k_neighbors=k, max_pool=pool, random_state=0)
+    exact = neighbor_signals(points, samples, correct, np.zeros(n), reference_dataset="train", k_neighbors=k)
     # distances to a quarter of the units are larger than to all of them, never smaller
     assert (out["knn_distance"] >= exact["knn_distance"] - 1e-6).all()
     assert out["knn_distance"].mean() > 1.2 * exact["knn_distance"].mean()

@@ -10,7 +10,7 @@ from ml_debugger.evaluator.analysis.signals import SIGNAL_COLUMNS, Signals, comp
 CONTRACT_COLUMNS = [
     "prediction", "correct", "confidence", "margin", "entropy", "loss", "gold_proba",
     "knn_error_rate", "knn_label_agreement", "knn_distance", "coverage_percentile",
-    "label_issue", "label_quality", "suggested_label", "error_proba",
+    "reference_margin", "label_issue", "label_quality", "suggested_label", "error_proba",
     "n_epochs_seen", "gold_proba_mean", "gold_proba_std", "correct_fraction", "flips",
     "forgetting_events", "aum",
 ]

@@ -52,3 +52,4 @@ def entropy(probabilities: np.ndarray) -> np.ndarray:
     proba = np.asarray(probabilities, dtype=np.float64)
     logs = np.log(np.where(proba > 0, proba, 1.0))
     return -(proba * logs).sum(axis=1)
+

@@ -2,8 +2,9 @@
 
 Every unit gets exactly one category. A correct unit is ``stable_coverage`` unless it is fragile
 (``operational_coverage``). A wrong unit takes the first of, in this priority order:
-``aleatoric_hotspot`` (the data is the likely cause), ``critical_hotspot`` (confidently wrong),
-``hotspot`` (inside a dense cluster of errors), ``recessive_hotspot`` (every other error).
+``aleatoric_hotspot`` (the data is the likely cause: a suspected label error or conflicting
+labels), ``critical_hotspot`` (confidently wrong), ``hotspot`` (inside a dense cluster of
+errors), ``recessive_hotspot`` (every other error).
 
 The rule functions take the per-unit table (the samples' columns, the signal columns and
 ``hotspot_cluster``) and return a boolean array; a rule whose signal is NaN (not computable,
@@ -18,6 +19,7 @@ import pandas as pd
 
 from ml_debugger.evaluator.analysis.config import AnalysisConfig
 from ml_debugger.evaluator.analysis.duplicates import conflicting_label_mask
+from ml_debugger.evaluator.analysis.hotspots import dense_error_rate
 
 CATEGORIES = (
     "stable_coverage",
@@ -57,21 +59,25 @@ def out_of_coverage(table: pd.DataFrame, config: AnalysisConfig) -> np.ndarray:
 
 
 def near_error_cluster(table: pd.DataFrame, config: AnalysisConfig) -> np.ndarray:
-    """In a hotspot cluster's region, or ``knn_error_rate`` is at least ``cluster_error_rate``."""
+    """In a hotspot cluster's region, or in a dense error neighbourhood: ``knn_error_rate`` is
+    at least ``max(cluster_error_rate, min_cluster_lift * base error rate of the split)``."""
     in_cluster = table["hotspot_cluster"].notna().to_numpy()
-    return in_cluster | (_col(table, "knn_error_rate") >= config.cluster_error_rate)
+    return in_cluster | (_col(table, "knn_error_rate") >= dense_error_rate(table, config))
 
 
 def suspected_label_error(table: pd.DataFrame, config: AnalysisConfig) -> np.ndarray:
-    """Confident learning flags the label and the neighbourhood does not back it.
+    """Confident learning flags the label, the neighbourhood does not back it, and the model has
+    learned the region, so that the data rather than the model is at fault.
 
     A ``label_issue`` unit whose nearest neighbours mostly carry its label
-    (``knn_label_agreement >= label_error_max_agreement``) looks like its label and is kept out:
-    that is a model error, not a labelling one. Without features every label issue is kept.
+    (``knn_label_agreement >= label_error_max_agreement``) looks like its label: that is a model
+    error, not a labelling one. One whose nearest reference (training) units the model classifies
+    without conviction (``reference_margin < label_error_min_reference_margin``) sits where the
+    model has not learned yet. Without features both conditions are off.
     """
-    agreement = _col(table, "knn_label_agreement")
-    backed = agreement >= config.label_error_max_agreement
-    return table["label_issue"].to_numpy(dtype=bool) & ~backed
+    backed = _col(table, "knn_label_agreement") >= config.label_error_max_agreement
+    unlearned = _col(table, "reference_margin") < config.label_error_min_reference_margin
+    return table["label_issue"].to_numpy(dtype=bool) & ~backed & ~unlearned
 
 
 def ambiguous(table: pd.DataFrame, config: AnalysisConfig) -> np.ndarray:
@@ -100,8 +106,12 @@ def conflicting_labels(table: pd.DataFrame) -> np.ndarray:
 
 
 def data_caused(table: pd.DataFrame, config: AnalysisConfig) -> np.ndarray:
-    """Suspected label error, ambiguous input or conflicting labels: the data is the likely cause."""
-    return suspected_label_error(table, config) | ambiguous(table, config) | conflicting_labels(table)
+    """Suspected label error or conflicting labels: the data is the likely cause.
+
+    An ambiguous input (`ambiguous`) is not enough: on clean splits of well-trained models its
+    rule holds for most errors, so it cannot tell the data's fault from the model's.
+    """
+    return suspected_label_error(table, config) | conflicting_labels(table)
 
 
 def fragile(table: pd.DataFrame, config: AnalysisConfig) -> np.ndarray:

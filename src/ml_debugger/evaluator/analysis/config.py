@@ -53,7 +53,10 @@ class AnalysisConfig(Settings):
             neighbourhood; such errors are the cores of the hotspot clusters (0.5).
         label_error_max_agreement: a confident-learning label issue is kept as a suspected label
             error only when fewer than this share of its nearest neighbours carry its label
-            (0.5); without features every label issue is kept.
+            (0.6: a majority backs it); without features every label issue is kept.
+        label_error_min_reference_margin: ... and only where the model has learned the region:
+            the mean margin of its nearest reference (training) units (``reference_margin``) is
+            at least this (0.2); without features this condition is off.
         ambiguous_max_agreement: a unit is ambiguous when fewer than this share of its nearest
             neighbours carry its label (0.5) ...
         ambiguous_entropy: ... and its predictive entropy is at least this many nats (0.5, about
@@ -67,6 +70,11 @@ class AnalysisConfig(Settings):
         min_cluster_size: smallest number of errors that can form a cluster (10).
         min_cluster_fraction: a cluster also needs at least this share of the errors of its
             dataset and epoch (0.01).
+        min_cluster_lift: a cluster's error rate must be at least this multiple of its dataset
+            and epoch's base error rate (1.5); a neighbourhood is a dense error region only when
+            its error rate reaches this multiple too.
+        max_cluster_share: a cluster's region may hold at most this share of the units of its
+            dataset and epoch (0.25): a broader region is not specific.
         max_cluster_points: at most this many core errors per dataset and epoch (a random
             sample) are linked into clusters (10000).
 
@@ -84,13 +92,16 @@ class AnalysisConfig(Settings):
     low_margin: float = 0.2
     coverage_percentile_max: float = 95.0
     cluster_error_rate: float = 0.5
-    label_error_max_agreement: float = 0.5
+    label_error_max_agreement: float = 0.6
+    label_error_min_reference_margin: float = 0.2
     ambiguous_max_agreement: float = 0.5
     ambiguous_entropy: float = 0.5
     unstable_min_flips: int = 2
     unstable_min_forgetting: int = 1
     min_cluster_size: int = 10
     min_cluster_fraction: float = 0.01
+    min_cluster_lift: float = 1.5
+    max_cluster_share: float = 0.25
     max_cluster_points: int = 10000
     n_representatives: int = 5
     max_affected_classes: int = 5
@@ -128,9 +139,12 @@ _FLOAT_RANGES: dict[str, tuple[float, float | None, bool]] = {
     "coverage_percentile_max": (0.0, 100.0, False),
     "cluster_error_rate": (0.0, 1.0, True),
     "label_error_max_agreement": (0.0, 1.0, False),
+    "label_error_min_reference_margin": (0.0, 1.0, False),
     "ambiguous_max_agreement": (0.0, 1.0, False),
     "ambiguous_entropy": (0.0, None, False),
     "min_cluster_fraction": (0.0, 1.0, False),
+    "min_cluster_lift": (1.0, None, False),
+    "max_cluster_share": (0.0, 1.0, True),
 }
 
 

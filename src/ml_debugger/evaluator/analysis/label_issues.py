@@ -85,9 +85,15 @@ def _calibrated_confident_joint(labels: np.ndarray, proba: np.ndarray) -> np.nda
 
 
 def _round_preserving_row_totals(matrix: np.ndarray) -> np.ndarray:
-    """Round to integers, keeping each row's rounded total (largest-remainder method)."""
-    floors = np.floor(matrix)
-    remainders = matrix - floors
-    missing = np.rint(matrix.sum(axis=1)) - floors.sum(axis=1)
-    ranks = np.argsort(np.argsort(-remainders, axis=1, kind="stable"), axis=1)
-    return floors + (ranks < missing[:, None])
+    """Round to integers keeping each row's rounded total, as cleanlab does: round every entry,
+    then move the entries whose rounding went furthest the other way by one until the row adds
+    up."""
+    out = np.rint(matrix)
+    for row, values in zip(out, matrix):
+        missing = int(np.rint(values.sum() - row.sum()))
+        while missing:
+            step = 1 if missing > 0 else -1
+            order = np.argsort(values - row)[::-step][: min(abs(missing), len(row))]
+            row[order] += step
+            missing = int(np.rint(values.sum() - row.sum()))
+    return out

@@ -26,7 +26,8 @@ def classification_metrics(
 
     ``auroc`` / ``auprc`` are the macro averages of the one-vs-rest ROC AUC / average precision
     over the classes that have at least one positive and one negative unit, each scored with its
-    own probability column. ``net_entropy_loss`` is the summed cross-entropy and ``net_entropy``
+    own probability column; for a two-class model they are scikit-learn's binary scores of the
+    positive class 1 (``roc_auc_score(y, p[:, 1])``, ``average_precision_score(y, p[:, 1])``). ``net_entropy_loss`` is the summed cross-entropy and ``net_entropy``
     the summed predictive entropy (nats). ``error_proba_auroc`` / ``error_proba_auprc`` score
     ``error_proba`` against "the unit is misclassified". Undefined values are NaN.
     """
@@ -37,7 +38,10 @@ def classification_metrics(
         return {key: (0 if key == "counts" else float("nan")) for key in METRIC_KEYS}
     gold = proba[np.arange(n), labels]
     errors = proba.argmax(axis=1) != labels
-    auroc, auprc = _macro_ovr(labels, proba)
+    if proba.shape[1] == 2:
+        auroc, auprc = binary_scores(labels == 1, proba[:, 1])
+    else:
+        auroc, auprc = _macro_ovr(labels, proba)
     err_auroc, err_auprc = binary_scores(errors, np.asarray(error_proba, dtype=np.float64))
     return {
         "counts": n,

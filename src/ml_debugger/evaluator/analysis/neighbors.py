@@ -13,7 +13,13 @@ from threadpoolctl import threadpool_limits
 
 logger = logging.getLogger(__name__)
 
-NEIGHBOR_COLUMNS = ("knn_error_rate", "knn_label_agreement", "knn_distance", "coverage_percentile")
+NEIGHBOR_COLUMNS = (
+    "knn_error_rate",
+    "knn_label_agreement",
+    "knn_distance",
+    "coverage_percentile",
+    "reference_margin",
+)
 PCA_FIT_ROWS = 20_000
 """The PCA axes are fitted on at most this many randomly chosen units, then applied to all."""
 MAX_POOL = 20_000
@@ -48,6 +54,7 @@ def neighbor_signals(
     embedding: np.ndarray,
     samples: pd.DataFrame,
     correct: np.ndarray,
+    margin: np.ndarray | None = None,
     *,
     reference_dataset: str,
     k_neighbors: int,
@@ -63,6 +70,9 @@ def neighbor_signals(
     the same epoch (itself excluded when it belongs to it). ``coverage_percentile``: percentile of
     ``knn_distance`` among the reference units' own leave-one-out distances (as
     ``scipy.stats.percentileofscore(kind="mean")``; 100 = farther than every reference unit).
+    ``reference_margin``: mean ``margin`` (top-1 minus top-2 probability) of those ``k`` nearest
+    reference units: how decisively the model classifies the training data around the unit,
+    whatever their labels say (NaN when no ``margin`` is given: tasks without class probabilities).
     Without a reference split at that epoch, the unit's own group plays the reference. ``k`` is
     capped at the group (reference) size minus one. A lone unit has no neighbours in its group
     (NaN), but a distance to the reference when there is one. In a group larger
@@ -81,12 +91,12 @@ def neighbor_signals(
         return _Pool(embedding[rows], k_neighbors, max_pool, rng)
 
     references = {
-        epoch: build(rows)
+        epoch: (rows, build(rows))
         for (dataset, epoch), rows in groups.items()
         if dataset == reference_dataset and len(rows) > 1
     }
     for (dataset, epoch), rows in groups.items():
-        reference = references.get(epoch)
+        reference_rows, reference = references.get(epoch, (rows, None))
         own = reference if dataset == reference_dataset else build(rows) if len(rows) > 1 else None
         if own is not None:
             agree = labels[rows][own.neighbors] == labels[rows, None]
@@ -97,9 +107,14 @@ def neighbor_signals(
                         reference_dataset, epoch, dataset)
             reference = own
         if reference is not None:
-            distance = own.distances if reference is own else reference.query(embedding[rows])
+            if reference is own:
+                distance, neighbors = own.distances, own.neighbors
+            else:
+                distance, neighbors = reference.query(embedding[rows])
             columns["knn_distance"][rows] = distance
             columns["coverage_percentile"][rows] = reference.percentile(distance)
+            if margin is not None:
+                columns["reference_margin"][rows] = margin[reference_rows][neighbors].mean(axis=1)
         if on_group is not None:
             on_group()
     return pd.DataFrame(columns, index=samples.index)
@@ -132,10 +147,11 @@ class _Pool:
         self.distances = distance[keep].reshape(n, self.k).mean(axis=1)
         self.sorted_distances = np.sort(self.distances)
 
-    def query(self, points: np.ndarray) -> np.ndarray:
-        """Mean distance of each point to its ``k`` nearest units of the group."""
-        distance, _ = self.index.kneighbors(points, n_neighbors=self.k)
-        return distance.mean(axis=1)
+    def query(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean distance of each point to its ``k`` nearest units of the group, and their
+        ``(len(points), k)`` row positions within the group."""
+        distance, neighbors = self.index.kneighbors(points, n_neighbors=self.k)
+        return distance.mean(axis=1), self.pool[neighbors]
 
     def percentile(self, distance: np.ndarray) -> np.ndarray:
         """Percentile of each distance among the group's own leave-one-out distances."""

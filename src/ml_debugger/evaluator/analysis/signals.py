@@ -83,7 +83,7 @@ def compute_signals(
             embedding = embed_per_epoch(data.features, samples, n_components, random_state)
             bar.update()
             neighbors = neighbor_signals(
-                embedding, samples, correct,
+                embedding, samples, correct, table["margin"].to_numpy(),
                 reference_dataset=reference_dataset, k_neighbors=k_neighbors,
                 random_state=random_state, on_group=bar.update,
             )

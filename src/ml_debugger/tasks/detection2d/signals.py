@@ -52,7 +52,7 @@ def add_signals(table: pd.DataFrame, features: np.ndarray | None, config: Detect
         )
     else:
         neighbors = pd.DataFrame(np.nan, index=table.index, columns=list(NEIGHBOR_COLUMNS))
-    table = table.join(neighbors)
+    table = table.join(neighbors.drop(columns="reference_margin"))  # no class probabilities here
     table["error_proba"] = _error_proba(table, config)
     table = table.join(object_dynamics(table))
     table["recurrence"] = recurrence(table, config)

@@ -97,9 +97,11 @@ class SuspectedLabelError(ErrorCode):
     name = "suspected_label_error"
     category = "aleatoric_hotspot"
     description = (
-        "Confident learning (per-class thresholds) flags the given label, and fewer than "
+        "Confident learning (per-class thresholds) flags the given label, fewer than "
         "label_error_max_agreement of its nearest neighbours in feature space (same dataset "
-        "and epoch) share it: the label is probably wrong; suggested_label holds the likely one."
+        "and epoch) share it, and the model has learned the region (reference_margin at least "
+        "label_error_min_reference_margin): the label is probably wrong; suggested_label holds "
+        "the likely one."
     )
     recommended_action = (
         "Re-annotate these inputs, lowest label_quality first, with suggested_label as the "
@@ -116,11 +118,12 @@ class SuspectedLabelError(ErrorCode):
 class AmbiguousInput(ErrorCode):
     id = "CLS005"
     name = "ambiguous_input"
-    category = "aleatoric_hotspot"
+    category = "recessive_hotspot"
     description = (
         "Its nearest neighbours in feature space (same dataset and epoch) disagree on the label "
         "(fewer than ambiguous_max_agreement share it) and the prediction is uncertain (entropy "
-        "of at least ambiguous_entropy nats): the input alone may not determine its class."
+        "of at least ambiguous_entropy nats): the input alone may not determine its class, or "
+        "the model has not learned to separate it. Alone it does not blame the data."
     )
     recommended_action = (
         "Look at a few of these inputs next to their neighbours. If a person cannot decide "
@@ -160,9 +163,10 @@ class ErrorClusterMember(ErrorCode):
     name = "error_cluster_member"
     category = "hotspot"
     description = (
-        "The input lies in a hotspot cluster (a dense cluster of errors in feature space) or "
-        "where at least cluster_error_rate of its nearest neighbours (same dataset and epoch) "
-        "are misclassified: a systematic weakness of the model. Correct units here are fragile."
+        "The input lies in a hotspot cluster (a dense cluster of errors in feature space) or in "
+        "a dense error neighbourhood: at least max(cluster_error_rate, min_cluster_lift x the "
+        "split's base error rate) of its nearest neighbours (same dataset and epoch) are "
+        "misclassified: a systematic weakness of the model. Correct units here are fragile."
     )
     recommended_action = (
         "Open its cluster (hotspot_cluster, get_hotspots) and inspect the representative "
