@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ml_debugger.tasks.detection2d.coco_metrics import CocoEvaluation
 from ml_debugger.tasks.detection2d.config import DetectionConfig
@@ -63,22 +65,25 @@ def threshold_index(coco: CocoEvaluation, iou: float) -> int:
 
 
 def f1_operating_score(boxes: DetectionSet, coco: CocoEvaluation, t: int) -> float:
-    """The detection score that maximises F1 at IoU threshold index ``t`` (ties: the higher score)."""
+    """The detection score that maximises F1 at IoU threshold index ``t`` (ties: the higher score).
+
+    F1 at a threshold ``s`` is ``2 TP(s) / (made(s) + n_objects)`` over the detections scoring at
+    least ``s``. Lowering ``s`` past a score without a true positive only adds false positives,
+    so the maximum lies at the score of a true positive: only those are evaluated, with counts
+    read off the sorted scores (exact integers, so F1 is the same float as with running sums).
+    """
     matching = coco.matching
     counted = ~matching.dt_ignore[:, t]
     n_objects = int((~matching.gt_ignore).sum())
     scores = boxes.dt_scores[counted]
-    true_positive = (matching.dt_match[counted, t] >= 0).astype(np.float64)
-    if n_objects == 0 or true_positive.sum() == 0:
+    hit_scores = np.sort(scores[matching.dt_match[counted, t] >= 0])
+    if n_objects == 0 or len(hit_scores) == 0:
         return DEFAULT_OPERATING_SCORE
-    order = np.argsort(-scores, kind="stable")
-    scores, true_positive = scores[order], true_positive[order]
-    tp = np.cumsum(true_positive)
-    made = np.arange(1, len(scores) + 1)
+    candidates = np.unique(hit_scores)[::-1]  # distinct true-positive scores, highest first
+    tp = len(hit_scores) - np.searchsorted(hit_scores, candidates, side="left")
+    made = len(scores) - np.searchsorted(np.sort(scores), candidates, side="left")
     f1 = 2 * tp / (made + n_objects)
-    last_of_ties = np.r_[scores[1:] != scores[:-1], True]
-    f1 = np.where(last_of_ties, f1, -1.0)
-    return float(scores[int(np.argmax(f1))])
+    return float(candidates[int(np.argmax(f1))])
 
 
 def paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -109,10 +114,20 @@ def crowding(boxes: DetectionSet) -> np.ndarray:
     return best
 
 
-def _within_image(image: np.ndarray) -> np.ndarray:
-    """Position of each row among the rows of its image (rows are grouped by image)."""
-    starts = np.searchsorted(image, image, side="left")
-    return np.arange(len(image)) - starts
+def _within_image(image: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Position of each of ``rows`` among the rows of its image (rows are grouped by image)."""
+    return rows - np.searchsorted(image, image[rows], side="left")
+
+
+def _unit_ids(prefix: str, within_image: np.ndarray) -> pd.Series | list:
+    """``prefix`` + the row's position within its image (``gt:3``), built by Arrow."""
+    if not len(within_image):
+        return []  # an empty column gets the dtype it always had
+    text = pa.large_string()
+    joined = pc.binary_join_element_wise(
+        pa.scalar(prefix, text), pc.cast(pa.array(within_image), text), pa.scalar("", text)
+    )
+    return joined.to_pandas()
 
 
 def _fallback_fp_type(coco: CocoEvaluation, rows: np.ndarray, config: DetectionConfig) -> np.ndarray:
@@ -140,7 +155,11 @@ def build_units(group: ImageGroup, coco: CocoEvaluation, tide: TideAnalysis, con
     image = table.pop("_image").to_numpy(dtype=np.int64)
     head = pd.DataFrame({"dataset": group.dataset, "epoch": group.epoch}, index=table.index)
     for column in ("input_id", "input_hash", "global_step"):
-        head[column] = group.images[column].to_numpy()[image]
+        values = group.images[column]
+        if len(image) and column != "global_step":  # strings taken by Arrow, without Python objects
+            head[column] = pa.array(values.array).take(pa.array(image)).to_pandas()
+        else:
+            head[column] = values.to_numpy()[image]
     table = pd.concat([head, table], axis=1).astype({"epoch": np.int64, "global_step": "Int64"})
     features = _unit_features(group, np.flatnonzero(~m.gt_ignore), false_positive)
     return GroupUnits(table=table, features=features, operating_score=operating)
@@ -168,7 +187,7 @@ def _object_units(
     area = boxes.gt_area[rows]
     return pd.DataFrame({
         "_image": boxes.gt_image[rows],
-        "unit_id": [f"gt:{k}" for k in _within_image(boxes.gt_image)[rows]],
+        "unit_id": _unit_ids("gt:", _within_image(boxes.gt_image, rows)),
         "unit_type": "object",
         "label": labels.astype(np.int64),
         "prediction": prediction.astype(np.int64),
@@ -196,7 +215,7 @@ def _false_positive_units(
     area = boxes.dt_xywh[rows, 2] * boxes.dt_xywh[rows, 3]
     return pd.DataFrame({
         "_image": boxes.dt_image[rows],
-        "unit_id": [f"pred:{k}" for k in _within_image(boxes.dt_image)[rows]],
+        "unit_id": _unit_ids("pred:", _within_image(boxes.dt_image, rows)),
         "unit_type": "false_positive",
         "label": label.astype(np.int64),
         "prediction": boxes.dt_labels[rows].astype(np.int64),
