@@ -52,23 +52,27 @@ def add_signals(table: pd.DataFrame, features: np.ndarray | None, config: Detect
         )
     else:
         neighbors = pd.DataFrame(np.nan, index=table.index, columns=list(NEIGHBOR_COLUMNS))
-    table = table.join(neighbors)
+    table = pd.concat([table, neighbors], axis=1)  # same index: a join without the merge machinery
     table["error_proba"] = _error_proba(table, config)
-    table = table.join(object_dynamics(table))
+    table = pd.concat([table, object_dynamics(table)], axis=1)
     table["recurrence"] = recurrence(table, config)
     return table, embedding
 
 
 def _error_proba(table: pd.DataFrame, config: DetectionConfig) -> np.ndarray:
     out = np.ones(len(table))
-    objects = table["unit_type"].to_numpy() == "object"
-    for _, rows in table[objects].groupby("dataset", sort=True).indices.items():
-        positions = np.flatnonzero(objects)[rows]
-        subset = table.iloc[positions]
+    objects = np.flatnonzero(table["unit_type"].to_numpy() == "object")
+    signals = table[list(DETECTION_ERROR_FEATURES)]  # what the model reads, and no other column
+    correct = table["correct"].to_numpy(dtype=bool)
+    input_id = table["input_id"].to_numpy()
+    score = table["score"].to_numpy(dtype=np.float64)
+    dataset = table["dataset"].iloc[objects].reset_index(drop=True)
+    for _, rows in dataset.groupby(dataset, sort=True).indices.items():
+        positions = objects[rows]
         out[positions] = cross_fitted_error_proba(
-            subset, ~subset["correct"].to_numpy(dtype=bool), subset["input_id"].to_numpy(),
+            signals.iloc[positions], ~correct[positions], input_id[positions],
             n_folds=config.n_folds, random_state=config.random_state, features=DETECTION_ERROR_FEATURES,
-            fallback=1.0 - subset["score"].to_numpy(dtype=np.float64),
+            fallback=1.0 - score[positions],
         )
     return out
 
@@ -76,9 +80,10 @@ def _error_proba(table: pd.DataFrame, config: DetectionConfig) -> np.ndarray:
 def object_dynamics(table: pd.DataFrame) -> pd.DataFrame:
     """``DYNAMICS_COLUMNS`` of each object over its traced epochs (see the module doc)."""
     out = pd.DataFrame(np.nan, index=table.index, columns=list(DYNAMICS_COLUMNS))
-    objects = table[table["unit_type"] == "object"]
-    if objects.empty or objects["epoch"].nunique() < 2:
+    is_object = (table["unit_type"] == "object").to_numpy()
+    if not is_object.any() or table["epoch"][is_object].nunique() < 2:
         return out
+    objects = table.loc[is_object, ["dataset", "input_id", "unit_id", "epoch", "correct"]]
     ordered = objects.sort_values("epoch", kind="stable")
     keys = ["dataset", "input_id", "unit_id"]
     correct = ordered["correct"].astype(bool)
@@ -104,10 +109,12 @@ def recurrence(table: pd.DataFrame, config: DetectionConfig) -> np.ndarray:
     objects = (table["unit_type"] == "object").to_numpy() & ~table["correct"].to_numpy(dtype=bool)
     if objects.any():
         keys = ["dataset", "input_id", "unit_id", "error_type", "prediction"]
-        out[objects] = table[objects].groupby(keys, sort=False)["epoch"].transform("nunique").to_numpy()
+        errors = table.loc[objects, [*keys, "epoch"]]
+        out[objects] = errors.groupby(keys, sort=False)["epoch"].transform("nunique").to_numpy()
     fps = np.flatnonzero((table["unit_type"] == "false_positive").to_numpy())
     if len(fps) and table["epoch"].nunique() > 1:
-        out[fps] = _false_positive_recurrence(table.iloc[fps], config.iou_threshold)
+        columns = ["dataset", "input_id", "epoch", "prediction", "x1", "y1", "x2", "y2"]
+        out[fps] = _false_positive_recurrence(table[columns].iloc[fps], config.iou_threshold)
     return out
 
 
