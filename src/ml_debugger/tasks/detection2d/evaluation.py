@@ -80,8 +80,13 @@ def heatmaps(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     error is counted once, by its object), class x error type and size x error type."""
     out = build_heatmaps(table)
     cls_duplicate = (table["unit_type"] == "false_positive") & (table["error_type"] == "cls")
-    out["confusion"] = build_heatmaps(table[~cls_duplicate])["confusion"]
-    errors = table[~table["correct"]].rename(columns={"object_class": "class"})
+    confusion = ["dataset", "epoch", "label", "prediction"]  # build_heatmaps' confusion, on the other units
+    out["confusion"] = _count(table.loc[~cls_duplicate, confusion], confusion).astype(
+        {"dataset": str, "label": np.int64, "prediction": np.int64}
+    )
+    wrong = ~table["correct"].to_numpy(dtype=bool)
+    errors = table.loc[wrong, ["dataset", "epoch", "object_class", "size_bin", "error_type"]]
+    errors = errors.rename(columns={"object_class": "class"})
     out["class_by_error_type"] = _count(errors, ["dataset", "epoch", "class", "error_type"])
     out["size_by_error_type"] = _count(errors, ["dataset", "epoch", "size_bin", "error_type"])
     return out
@@ -109,8 +114,9 @@ class Detection2DEvaluation:
         masks = detect_codes(units, config, codes)
         units["error_codes"] = codes_per_unit(masks)
         metrics = []
+        scored = units[["dataset", "epoch", "unit_type", "correct", "error_proba"]]
         for group, (_, coco, _) in zip(data.groups, results):
-            mine = units[(units["dataset"] == group.dataset) & (units["epoch"] == group.epoch)]
+            mine = scored[(scored["dataset"] == group.dataset) & (scored["epoch"] == group.epoch)]
             metrics.append(metrics_row(group, coco, mine))
         tables = {
             "metrics": metrics_table(metrics),
