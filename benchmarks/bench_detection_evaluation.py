@@ -258,7 +258,7 @@ def main() -> None:
     for repeat in range(args.repeats):
         for variant in variants:
             timer.reset()
-            wall, cpu, result = timed(lambda: Evaluator("det", "v1", store=stores[variant]).request_evaluation())
+            wall, cpu, result = timed(Evaluator("det", "v1", store=stores[variant]).request_evaluation)
             times[variant].append((wall, cpu))
             splits[variant].append({k: (timer.wall[k], timer.cpu[k]) for k in timer.wall})
             results[variant] = result
@@ -297,7 +297,7 @@ def main() -> None:
     if args.profile:
         for variant in variants:
             profiler = cProfile.Profile()
-            profiler.runcall(lambda: Evaluator("det", "v1", store=stores[variant]).request_evaluation())
+            profiler.runcall(Evaluator("det", "v1", store=stores[variant]).request_evaluation)
             profiler.dump_stats(f"{args.profile}.{variant}")
 
     reference = statistics.median(w for w, _ in times["faster-coco-eval"])

@@ -67,7 +67,7 @@ def _error_proba(table: pd.DataFrame, config: DetectionConfig) -> np.ndarray:
     input_id = table["input_id"].to_numpy()
     score = table["score"].to_numpy(dtype=np.float64)
     dataset = table["dataset"].iloc[objects].reset_index(drop=True)
-    for _, rows in dataset.groupby(dataset, sort=True).indices.items():
+    for rows in dataset.groupby(dataset, sort=True).indices.values():
         positions = objects[rows]
         out[positions] = cross_fitted_error_proba(
             signals.iloc[positions], ~correct[positions], input_id[positions],
