@@ -55,6 +55,7 @@ from tests.tasks.detection2d.synthetic import coco_dicts, coco_sized_set
 
 STEPS = {  # name in evaluation.py -> step label, in the order they run
     "load_detection_data": "load (Arrow -> DetectionSet)",
+    "coco_and_tide": "COCO metrics + TIDE, concurrent",
     "coco_evaluate": "COCO metrics",
     "tide_errors": "TIDE",
     "build_units": "units",
@@ -107,7 +108,8 @@ class StepTimer:
 
 def install_timers(timer: StepTimer) -> None:
     for name, label in STEPS.items():
-        setattr(evaluation_module, name, timer.wrap(label, getattr(evaluation_module, name)))
+        if hasattr(evaluation_module, name):  # coco_and_tide: from the commit that runs them at once
+            setattr(evaluation_module, name, timer.wrap(label, getattr(evaluation_module, name)))
     for name, label in STORE_STEPS.items():
         setattr(LocalStore, name, timer.wrap(label, getattr(LocalStore, name)))
 
@@ -165,6 +167,12 @@ def record(store: LocalStore, data: DetectionSet, features: tuple, batch: int = 
 
 
 def peak_rss_gib() -> float:
+    """Peak resident memory of this process: ``VmHWM`` (reset by exec, unlike ``ru_maxrss``,
+    which a child started by ``subprocess`` inherits from its parent), else ``ru_maxrss``."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
@@ -273,13 +281,13 @@ def main() -> None:
             "mar_1", "mar_10", "mar_100", "mar_small", "mar_medium", "mar_large"]
     ours_stats = ours[keys].to_numpy(dtype=np.float64)
     print(f"faster-coco-eval: max |stat difference| = {np.abs(fce_stats(evaluator) - ours_stats).max():.2e}")
+    rss_after = peak_rss_gib()
     if args.pycocotools:
         run, stats = reference_run("pycocotools", stored)
         wall, cpu, evaluator = timed(run)
         times["pycocotools"].append((wall, cpu))
         print(f"pycocotools: {wall:.1f} s (CPU {cpu:.1f}); max |stat difference| = "
-              f"{np.abs(stats(evaluator) - ours_stats).max():.2e}")
-    rss_after = peak_rss_gib()
+              f"{np.abs(stats(evaluator) - ours_stats).max():.2e}; peak RSS now {peak_rss_gib():.2f} GiB")
 
     child_rss = {}
     for variant in variants:
@@ -316,19 +324,23 @@ def main() -> None:
     })
     for variant in variants:
         labels = list(dict.fromkeys([STORE_STEPS["read_traces"], *STEPS.values(), STORE_STEPS["save_result"]]))
+        labels = [label for label in labels if any(label in s for s in splits[variant])]
         total = statistics.median(w for w, _ in times[variant])
         print(f"\nsplit by step, {variant} (median wall s / CPU s over repeats; share of the median total)")
-        accounted = 0.0
         for label in labels:
             walls = [s.get(label, (0.0, 0.0))[0] for s in splits[variant]]
             cpus = [s.get(label, (0.0, 0.0))[1] for s in splits[variant]]
             wall = statistics.median(walls)
-            accounted += wall
             print(f"  {label:<32} {wall:>7.2f} {statistics.median(cpus):>7.2f} {wall / total:>6.0%}")
-        print(f"  {'other (catalog, meta, glue)':<32} {total - accounted:>7.2f}")
+        other = [  # per repeat: the total less its steps
+            (t[0] - sum(w for w, _ in s.values()), t[1] - sum(c for _, c in s.values()))
+            for t, s in zip(times[variant], splits[variant])
+        ]
+        wall, cpu = statistics.median(w for w, _ in other), statistics.median(c for _, c in other)
+        print(f"  {'other (catalog, glue, GC)':<32} {wall:>7.2f} {cpu:>7.2f} {wall / total:>6.0%}")
     print()
-    print(f"memory: peak RSS {rss_before:.2f} GiB before evaluating (inputs, recorded sets, references' "
-          f"COCO objects), {rss_after:.2f} GiB after")
+    print(f"memory: peak RSS {rss_before:.2f} GiB before evaluating (inputs, recorded sets, faster-coco-eval's "
+          f"COCO objects), {rss_after:.2f} GiB after the evaluations and faster-coco-eval")
     for variant, peak in traced.items():
         print(f"  tracemalloc peak of one evaluation, {variant}: {peak:.2f} GiB")
     for variant, rss in child_rss.items():

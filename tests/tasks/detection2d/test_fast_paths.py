@@ -1,13 +1,18 @@
-"""The vectorised paths of loading and units against the plain computations they replace."""
+"""The vectorised paths of loading and units against the plain computations they replace, and the
+COCO and TIDE engines run at once."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 
+from ml_debugger.tasks.detection2d import evaluation
 from ml_debugger.tasks.detection2d.coco_metrics import coco_evaluate
-from ml_debugger.tasks.detection2d.loading import _label_names, _rows
+from ml_debugger.tasks.detection2d.config import DetectionConfig
+from ml_debugger.tasks.detection2d.loading import ImageGroup, _label_names, _rows
+from ml_debugger.tasks.detection2d.tide import tide_errors
 from ml_debugger.tasks.detection2d.units import DEFAULT_OPERATING_SCORE, _unit_ids, _within_image, f1_operating_score
 from tests.tasks.detection2d.synthetic import random_detection_set
 
@@ -78,3 +83,25 @@ def test_unit_ids_and_positions_within_image() -> None:
     assert within.tolist() == [1, 2, 1, 0, 3]
     assert _unit_ids("gt:", within).tolist() == [f"gt:{k}" for k in within]
     assert str(_unit_ids("gt:", within).dtype) == "str"
+
+
+def test_concurrently_returns_results_in_order_and_raises_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    for threads in (1, 2):
+        monkeypatch.setattr(evaluation, "_threads", lambda threads=threads: threads)
+        assert evaluation.concurrently(lambda: 1, lambda: 2, lambda: 3) == [1, 2, 3]
+        with pytest.raises(ZeroDivisionError):
+            evaluation.concurrently(lambda: 1, lambda: 1 / 0)
+
+
+@pytest.mark.parametrize("iou_threshold", [0.5, 0.42])
+def test_coco_and_tide_at_once_equal_them_one_after_the_other(iou_threshold: float) -> None:
+    data = random_detection_set(4)
+    group = ImageGroup("val", 0, pd.DataFrame(), data, None, None, None, {})
+    config = DetectionConfig(iou_threshold=iou_threshold)
+    coco, matching, tide = evaluation.coco_and_tide(group, config)
+    assert coco.stats == coco_evaluate(data).stats
+    expected = coco_evaluate(data, iou_thresholds=[iou_threshold]) if iou_threshold == 0.42 else coco
+    np.testing.assert_array_equal(matching.matching.dt_match, expected.matching.dt_match)
+    alone = tide_errors(data, pos_threshold=iou_threshold, background_threshold=config.background_iou)
+    assert tide.dap == alone.dap
+    np.testing.assert_array_equal(tide.dt_error, alone.dt_error)
