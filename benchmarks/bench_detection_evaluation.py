@@ -1,13 +1,14 @@
 """The whole 2-D detection evaluation on a COCO-val-sized set, against faster-coco-eval and pycocotools.
 
     python benchmarks/bench_detection_evaluation.py [--images 5000] [--classes 80] [--repeats 3]
-        [--pycocotools] [--features-only | --no-features-only] [--dim 64] [--profile FILE]
+        [--pycocotools] [--variants plain,features] [--dim 64] [--no-tracemalloc] [--profile FILE]
 
 The set is ``tests/tasks/detection2d/synthetic.py: coco_sized_set`` (5,000 images, 80 classes,
 Poisson(7) GTs and exactly 100 detections per image). It is recorded once, outside the timing,
 through the real engine (``TraceSession`` -> Parquet part -> catalog) into a temporary
-``LocalStore``: once without per-box features and once with 64-d float16 features for every GT
-and detection. Timed, in one process, alternating so that the ratios share the machine's state:
+``LocalStore``, in batches of 32 images with class names, as a validation loop would: once
+without per-box features ("plain") and once with 64-d float16 features for every GT and
+detection ("features"). Timed, in one process, alternating so that the ratios share the machine's state:
 
 - ``Evaluator("det", "v1").request_evaluation()`` end to end (reading the Parquet parts, loading,
   COCO metrics, TIDE, units, signals, hotspots, categories, codes, tables, saving the result);
@@ -16,8 +17,9 @@ and detection. Timed, in one process, alternating so that the ratios share the m
 
 Wall and CPU time (the process's, all threads) are reported per call, median over ``--repeats``,
 and the evaluation is split by step (timers wrapped around the functions the evaluation calls).
-Memory: the process's peak RSS before and after the evaluations, and the tracemalloc peak of one
-more evaluation of each variant (numpy allocations are traced). Target (issue 10, section 5):
+Memory: the peak RSS of a fresh process that evaluates once (this one holds the inputs and the
+references' COCO objects), this process's peak RSS before and after the timed calls, and the
+tracemalloc peak of one more evaluation of each variant (numpy allocations are traced). Target (issue 10, section 5):
 the no-feature evaluation no slower than faster-coco-eval alone, under 4 GB.
 """
 
