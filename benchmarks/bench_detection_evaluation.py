@@ -32,6 +32,7 @@ import functools
 import io
 import json
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -349,6 +350,7 @@ def main() -> None:
         print(f"  peak RSS of a fresh process evaluating once, {variant}: {rss['peak']:.2f} GiB "
               f"({rss['before']:.2f} GiB after imports)")
     print("stats:", {k: round(float(v), 4) for k, v in zip(keys, ours_stats)})
+    shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
