@@ -34,17 +34,19 @@ def f1_operating_score(scores: np.ndarray, true_positive: np.ndarray, n_objects:
     """The score that maximises F1 when detections scoring at least it are kept (ties: the higher score).
 
     ``scores`` and ``true_positive`` describe the detections that count; ``n_objects`` the
-    objects to find. ``DEFAULT_OPERATING_SCORE`` when nothing is right.
+    objects to find; ``DEFAULT_OPERATING_SCORE`` when nothing is right. F1 at a threshold ``s`` is
+    ``2 TP(s) / (made(s) + n_objects)``. Lowering ``s`` past a score without a true positive
+    only adds false positives, so the maximum lies at the score of a true positive: only those
+    are evaluated, with counts read off the sorted scores.
     """
-    true_positive = np.asarray(true_positive, dtype=np.float64)
-    if n_objects == 0 or true_positive.sum() == 0:
+    scores = np.asarray(scores, dtype=np.float64)
+    hit_scores = np.sort(scores[np.asarray(true_positive, dtype=bool)])
+    if n_objects == 0 or len(hit_scores) == 0:
         return DEFAULT_OPERATING_SCORE
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    scores, true_positive = np.asarray(scores)[order], true_positive[order]
-    made = np.arange(1, len(scores) + 1)
-    f1 = 2 * np.cumsum(true_positive) / (made + n_objects)
-    last_of_ties = np.r_[scores[1:] != scores[:-1], True]
-    return float(scores[int(np.argmax(np.where(last_of_ties, f1, -1.0)))])
+    candidates = np.unique(hit_scores)[::-1]  # distinct true-positive scores, highest first
+    tp = len(hit_scores) - np.searchsorted(hit_scores, candidates, side="left")
+    made = len(scores) - np.searchsorted(np.sort(scores), candidates, side="left")
+    return float(candidates[int(np.argmax(2 * tp / (made + n_objects)))])
 
 
 def add_object_signals(
@@ -71,9 +73,10 @@ def add_object_signals(
         )
     else:
         neighbors = pd.DataFrame(np.nan, index=table.index, columns=list(NEIGHBOR_COLUMNS))
-    table = table.join(neighbors.drop(columns="reference_margin"))  # no class probabilities here
+    # no class probabilities, so no reference margin; same index: a join without the merge machinery
+    table = pd.concat([table, neighbors.drop(columns="reference_margin")], axis=1)
     table["error_proba"] = object_error_proba(table, config, error_features)
-    table = table.join(object_dynamics(table))
+    table = pd.concat([table, object_dynamics(table)], axis=1)
     recurrence = object_recurrence(table)
     fps = np.flatnonzero((table["unit_type"] == "false_positive").to_numpy())
     if len(fps) and table["epoch"].nunique() > 1:
@@ -85,14 +88,18 @@ def add_object_signals(
 def object_error_proba(table: pd.DataFrame, config: Any, features: Sequence[str]) -> np.ndarray:
     """Cross-fitted P(missed) of each object from ``features`` (per dataset; fallback ``1 - score``); 1 for false positives."""
     out = np.ones(len(table))
-    objects = np.flatnonzero((table["unit_type"] == "object").to_numpy())
-    for _, rows in table.iloc[objects].groupby("dataset", sort=True).indices.items():
+    objects = np.flatnonzero(table["unit_type"].to_numpy() == "object")
+    signals = table[list(features)]  # what the model reads, and no other column
+    correct = table["correct"].to_numpy(dtype=bool)
+    input_id = table["input_id"].to_numpy()
+    score = table["score"].to_numpy(dtype=np.float64)
+    dataset = table["dataset"].iloc[objects].reset_index(drop=True)
+    for rows in dataset.groupby(dataset, sort=True).indices.values():
         positions = objects[rows]
-        subset = table.iloc[positions]
         out[positions] = cross_fitted_error_proba(
-            subset, ~subset["correct"].to_numpy(dtype=bool), subset["input_id"].to_numpy(),
+            signals.iloc[positions], ~correct[positions], input_id[positions],
             n_folds=config.n_folds, random_state=config.random_state, features=features,
-            fallback=1.0 - subset["score"].to_numpy(dtype=np.float64),
+            fallback=1.0 - score[positions],
         )
     return out
 
@@ -100,10 +107,10 @@ def object_error_proba(table: pd.DataFrame, config: Any, features: Sequence[str]
 def object_dynamics(table: pd.DataFrame) -> pd.DataFrame:
     """``DYNAMICS_COLUMNS`` of each object over its traced epochs (see the module doc)."""
     out = pd.DataFrame(np.nan, index=table.index, columns=list(DYNAMICS_COLUMNS))
-    objects = table[table["unit_type"] == "object"]
-    if objects.empty or objects["epoch"].nunique() < 2:
+    is_object = (table["unit_type"] == "object").to_numpy()
+    if not is_object.any() or table["epoch"][is_object].nunique() < 2:
         return out
-    ordered = objects.sort_values("epoch", kind="stable")
+    ordered = table.loc[is_object, ["dataset", "input_id", "unit_id", "epoch", "correct"]].sort_values("epoch", kind="stable")
     keys = [ordered[k] for k in ("dataset", "input_id", "unit_id")]
     correct = ordered["correct"].astype(bool)
     previous = correct.groupby(keys, sort=False).shift()
@@ -129,7 +136,8 @@ def object_recurrence(table: pd.DataFrame) -> np.ndarray:
     missed = (table["unit_type"] == "object").to_numpy() & ~table["correct"].to_numpy(dtype=bool)
     if missed.any():
         keys = ["dataset", "input_id", "unit_id", "error_type", "prediction"]
-        out[missed] = table[missed].groupby(keys, sort=False)["epoch"].transform("nunique").to_numpy()
+        errors = table.loc[missed, [*keys, "epoch"]]
+        out[missed] = errors.groupby(keys, sort=False)["epoch"].transform("nunique").to_numpy()
     return out
 
 

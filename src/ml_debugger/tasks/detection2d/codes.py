@@ -8,7 +8,8 @@ import pandas as pd
 
 from ml_debugger.evaluator.analysis import categories as shared
 from ml_debugger.evaluator.analysis.codes import ErrorCode, register
-from ml_debugger.tasks.detection2d import categories as rules
+from ml_debugger.tasks import _object_rules as rules
+from ml_debugger.tasks.detection2d.categories import barely_found
 from ml_debugger.tasks.detection2d.config import DetectionConfig
 
 TASK = "detection2d"
@@ -292,7 +293,7 @@ class BarelyFound(DetectionCode):
     )
 
     def find(self, table: pd.DataFrame, config: DetectionConfig) -> np.ndarray:
-        return rules.barely_found(table, config)
+        return barely_found(table, config)
 
 
 @register

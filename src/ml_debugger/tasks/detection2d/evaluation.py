@@ -4,7 +4,9 @@ signals, hotspots, categories, codes and heatmaps (see the README's detection re
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -47,13 +49,44 @@ logger = logging.getLogger(__name__)
 TASK = "detection2d"
 
 
+def _threads() -> int:
+    """Threads the COCO and TIDE engines may use at once: 2 when this process has 2 or more cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cores, 2)
+
+
+def concurrently(*calls: Callable[[], Any]) -> list[Any]:
+    """The results of ``calls`` (functions without arguments), in order, run at once in threads
+    when there are cores for it (``_threads``), else one after the other.
+
+    For independent numpy-heavy work: the COCO and TIDE engines only read the (read-only)
+    ``DetectionSet`` and spend their time in numpy, which releases the GIL, so two of them take
+    about the time of the longer one on two cores. Results do not depend on the order.
+    """
+    if len(calls) < 2 or _threads() < 2:
+        return [call() for call in calls]
+    with ThreadPoolExecutor(max_workers=len(calls) - 1, thread_name_prefix="mld-det") as pool:
+        others = [pool.submit(call) for call in calls[1:]]
+        first = calls[0]()
+        return [first, *(future.result() for future in others)]
+
+
+def coco_and_tide(group: ImageGroup, config: DetectionConfig) -> tuple[Any, Any, Any]:
+    """COCO evaluation (COCO's thresholds), the one at ``iou_threshold`` the units are matched at
+    (the same unless it is not one of COCO's) and TIDE analysis of one group, computed at once."""
+    calls = [
+        lambda: tide_errors(group.boxes, pos_threshold=config.iou_threshold, background_threshold=config.background_iou),
+        lambda: coco_evaluate(group.boxes),
+    ]
+    if not np.isclose(COCO_IOU_THRESHOLDS, config.iou_threshold).any():
+        calls.append(lambda: coco_evaluate(group.boxes, iou_thresholds=[config.iou_threshold]))
+    tide, coco, *matching = concurrently(*calls)
+    return coco, matching[0] if matching else coco, tide
+
+
 def _group_units(group: ImageGroup, config: DetectionConfig, names: dict[int, str]) -> tuple[GroupUnits, Any, list]:
     """Units, COCO evaluation and TIDE analysis of one dataset and epoch."""
-    coco = coco_evaluate(group.boxes)
-    matching = coco
-    if not np.isclose(COCO_IOU_THRESHOLDS, config.iou_threshold).any():
-        matching = coco_evaluate(group.boxes, iou_thresholds=[config.iou_threshold])
-    tide = tide_errors(group.boxes, pos_threshold=config.iou_threshold, background_threshold=config.background_iou)
+    coco, matching, tide = coco_and_tide(group, config)
     units = build_units(group, matching, tide, config)
     return units, coco, [per_class_rows(group, coco, names), tide_rows(group, tide)]
 
@@ -80,8 +113,13 @@ def heatmaps(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     error is counted once, by its object), class x error type and size x error type."""
     out = build_heatmaps(table)
     cls_duplicate = (table["unit_type"] == "false_positive") & (table["error_type"] == "cls")
-    out["confusion"] = build_heatmaps(table[~cls_duplicate])["confusion"]
-    errors = table[~table["correct"]].rename(columns={"object_class": "class"})
+    confusion = ["dataset", "epoch", "label", "prediction"]  # build_heatmaps' confusion, on the other units
+    out["confusion"] = _count(table.loc[~cls_duplicate, confusion], confusion).astype(
+        {"dataset": str, "label": np.int64, "prediction": np.int64}
+    )
+    wrong = ~table["correct"].to_numpy(dtype=bool)
+    errors = table.loc[wrong, ["dataset", "epoch", "object_class", "size_bin", "error_type"]]
+    errors = errors.rename(columns={"object_class": "class"})
     out["class_by_error_type"] = _count(errors, ["dataset", "epoch", "class", "error_type"])
     out["size_by_error_type"] = _count(errors, ["dataset", "epoch", "size_bin", "error_type"])
     return out
@@ -109,8 +147,9 @@ class Detection2DEvaluation:
         masks = detect_codes(units, config, codes)
         units["error_codes"] = codes_per_unit(masks)
         metrics = []
+        scored = units[["dataset", "epoch", "unit_type", "correct", "error_proba"]]
         for group, (_, coco, _) in zip(data.groups, results):
-            mine = units[(units["dataset"] == group.dataset) & (units["epoch"] == group.epoch)]
+            mine = scored[(scored["dataset"] == group.dataset) & (scored["epoch"] == group.epoch)]
             metrics.append(metrics_row(group, coco, mine))
         tables = {
             "metrics": metrics_table(metrics),

@@ -1,19 +1,9 @@
-"""Per-unit signals of a detection evaluation beyond the matching: feature-space neighbours,
-the cross-fitted error probability, dynamics of each object across epochs, and recurrence.
+"""Per-unit signals of the 2-D detection evaluation beyond the matching.
 
-Columns added to the unit table:
-
-- ``log_area``, ``aspect_ratio`` (``log(w / h)``): the box's shape;
-- the neighbour signals of the classification analysis (``knn_error_rate``,
-  ``knn_label_agreement``, ``knn_distance``, ``coverage_percentile``) over the units' features;
-- ``error_proba``: for an object, the cross-fitted probability that it is missed, learned from
-  ``DETECTION_ERROR_FEATURES``; 1 for a false positive (an error by definition);
-- ``n_epochs_seen``, ``correct_fraction``, ``flips``, ``forgetting_events``: an object's history
-  over the traced epochs (found, then lost: a forgetting event); NaN for false positives and with
-  a single epoch;
-- ``recurrence``: in how many evaluated epochs the same error was made: for a false positive,
-  a false positive of the same class on the same image overlapping it (IoU >= ``iou_threshold``);
-  for an object, the same error type with the same predicted class.
+``log_area`` and ``aspect_ratio`` (``log(w / h)``) describe the box's shape; the shared object
+signals (``ml_debugger.tasks._object_signals``: neighbours, ``error_proba`` learned from
+``DETECTION_ERROR_FEATURES``, dynamics, recurrence) follow, a false positive recurring when a
+false positive of its class overlaps it (IoU >= ``iou_threshold``) on its image in another epoch.
 """
 
 from __future__ import annotations
@@ -21,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml_debugger.evaluator.analysis.error_proba import cross_fitted_error_proba
-from ml_debugger.evaluator.analysis.neighbors import NEIGHBOR_COLUMNS, embed_per_epoch, neighbor_signals
+from ml_debugger.tasks._object_signals import add_object_signals
 from ml_debugger.tasks.detection2d.config import DetectionConfig
 from ml_debugger.tasks.detection2d.detection_set import DetectionSet
 from ml_debugger.tasks.detection2d.matching import overlapping_pairs
@@ -31,84 +20,21 @@ DETECTION_ERROR_FEATURES = (
     "score", "log_area", "aspect_ratio", "crowding", "knn_error_rate", "knn_distance", "coverage_percentile",
 )
 """What the error model reads: the best detection's score and the object's own properties."""
-DYNAMICS_COLUMNS = ("n_epochs_seen", "correct_fraction", "flips", "forgetting_events")
 
 
 def add_signals(table: pd.DataFrame, features: np.ndarray | None, config: DetectionConfig) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """The unit table with every signal column, and the feature embedding (None without features)."""
+    """The unit table with the box shape and every shared object signal, and the feature
+    embedding (None without features)."""
     width = (table["x2"] - table["x1"]).to_numpy(dtype=np.float64)
     height = (table["y2"] - table["y1"]).to_numpy(dtype=np.float64)
     table = table.assign(
         log_area=np.log1p(table["area"].to_numpy(dtype=np.float64)),
         aspect_ratio=np.log(np.maximum(width, 1e-6) / np.maximum(height, 1e-6)),
     )
-    correct = table["correct"].to_numpy(dtype=bool)
-    embedding = None
-    if features is not None and len(table):
-        embedding = embed_per_epoch(features, table, config.n_components, config.random_state)
-        neighbors = neighbor_signals(
-            embedding, table, correct, reference_dataset=config.reference_dataset,
-            k_neighbors=config.k_neighbors, random_state=config.random_state,
-        )
-    else:
-        neighbors = pd.DataFrame(np.nan, index=table.index, columns=list(NEIGHBOR_COLUMNS))
-    table = table.join(neighbors.drop(columns="reference_margin"))  # no class probabilities here
-    table["error_proba"] = _error_proba(table, config)
-    table = table.join(object_dynamics(table))
-    table["recurrence"] = recurrence(table, config)
-    return table, embedding
-
-
-def _error_proba(table: pd.DataFrame, config: DetectionConfig) -> np.ndarray:
-    out = np.ones(len(table))
-    objects = table["unit_type"].to_numpy() == "object"
-    for _, rows in table[objects].groupby("dataset", sort=True).indices.items():
-        positions = np.flatnonzero(objects)[rows]
-        subset = table.iloc[positions]
-        out[positions] = cross_fitted_error_proba(
-            subset, ~subset["correct"].to_numpy(dtype=bool), subset["input_id"].to_numpy(),
-            n_folds=config.n_folds, random_state=config.random_state, features=DETECTION_ERROR_FEATURES,
-            fallback=1.0 - subset["score"].to_numpy(dtype=np.float64),
-        )
-    return out
-
-
-def object_dynamics(table: pd.DataFrame) -> pd.DataFrame:
-    """``DYNAMICS_COLUMNS`` of each object over its traced epochs (see the module doc)."""
-    out = pd.DataFrame(np.nan, index=table.index, columns=list(DYNAMICS_COLUMNS))
-    objects = table[table["unit_type"] == "object"]
-    if objects.empty or objects["epoch"].nunique() < 2:
-        return out
-    ordered = objects.sort_values("epoch", kind="stable")
-    keys = ["dataset", "input_id", "unit_id"]
-    correct = ordered["correct"].astype(bool)
-    previous = correct.groupby([ordered[k] for k in keys], sort=False).shift()
-    has_previous = previous.notna()
-    changed = has_previous & (previous.astype("boolean") != correct)
-    forgot = has_previous & previous.astype("boolean").fillna(False) & ~correct
-    grouped = pd.DataFrame({
-        "seen": 1, "correct": correct.astype(float), "changed": changed.astype(float), "forgot": forgot.astype(float),
-    }, index=ordered.index).groupby([ordered[k] for k in keys], sort=False)
-    seen = grouped["seen"].transform("sum")
-    out.loc[ordered.index, "n_epochs_seen"] = seen
-    several = seen >= 2
-    out.loc[ordered.index[several], "correct_fraction"] = grouped["correct"].transform("mean")[several]
-    out.loc[ordered.index[several], "flips"] = grouped["changed"].transform("sum")[several]
-    out.loc[ordered.index[several], "forgetting_events"] = grouped["forgot"].transform("sum")[several]
-    return out
-
-
-def recurrence(table: pd.DataFrame, config: DetectionConfig) -> np.ndarray:
-    """In how many evaluated epochs each error recurs (1 = only its own; 0 for correct units)."""
-    out = np.where(table["correct"].to_numpy(dtype=bool), 0, 1).astype(np.int64)
-    objects = (table["unit_type"] == "object").to_numpy() & ~table["correct"].to_numpy(dtype=bool)
-    if objects.any():
-        keys = ["dataset", "input_id", "unit_id", "error_type", "prediction"]
-        out[objects] = table[objects].groupby(keys, sort=False)["epoch"].transform("nunique").to_numpy()
-    fps = np.flatnonzero((table["unit_type"] == "false_positive").to_numpy())
-    if len(fps) and table["epoch"].nunique() > 1:
-        out[fps] = _false_positive_recurrence(table.iloc[fps], config.iou_threshold)
-    return out
+    return add_object_signals(
+        table, features, config, error_features=DETECTION_ERROR_FEATURES,
+        false_positive_recurrence=lambda fps: _false_positive_recurrence(fps, config.iou_threshold),
+    )
 
 
 def _false_positive_recurrence(fps: pd.DataFrame, iou_threshold: float) -> np.ndarray:

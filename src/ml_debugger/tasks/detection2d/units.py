@@ -24,7 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from ml_debugger.tasks._object_signals import f1_operating_score
 from ml_debugger.tasks.detection2d.coco_metrics import CocoEvaluation
 from ml_debugger.tasks.detection2d.config import DetectionConfig
 from ml_debugger.tasks.detection2d.detection_set import DetectionSet
@@ -35,8 +38,6 @@ from ml_debugger.tasks.detection2d.tide import TideAnalysis
 BACKGROUND = -1
 SIZE_BINS = ("small", "medium", "large")
 MEDIUM_AREA = 96.0**2
-DEFAULT_OPERATING_SCORE = 0.5
-"""The operating score when no detection of a dataset and epoch is right (F1 is 0 everywhere)."""
 
 
 @dataclass(frozen=True)
@@ -60,25 +61,6 @@ def threshold_index(coco: CocoEvaluation, iou: float) -> int:
     if not len(found):
         raise ValueError(f"the COCO evaluation has no IoU threshold {iou}")
     return int(found[0])
-
-
-def f1_operating_score(boxes: DetectionSet, coco: CocoEvaluation, t: int) -> float:
-    """The detection score that maximises F1 at IoU threshold index ``t`` (ties: the higher score)."""
-    matching = coco.matching
-    counted = ~matching.dt_ignore[:, t]
-    n_objects = int((~matching.gt_ignore).sum())
-    scores = boxes.dt_scores[counted]
-    true_positive = (matching.dt_match[counted, t] >= 0).astype(np.float64)
-    if n_objects == 0 or true_positive.sum() == 0:
-        return DEFAULT_OPERATING_SCORE
-    order = np.argsort(-scores, kind="stable")
-    scores, true_positive = scores[order], true_positive[order]
-    tp = np.cumsum(true_positive)
-    made = np.arange(1, len(scores) + 1)
-    f1 = 2 * tp / (made + n_objects)
-    last_of_ties = np.r_[scores[1:] != scores[:-1], True]
-    f1 = np.where(last_of_ties, f1, -1.0)
-    return float(scores[int(np.argmax(f1))])
 
 
 def paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -109,10 +91,20 @@ def crowding(boxes: DetectionSet) -> np.ndarray:
     return best
 
 
-def _within_image(image: np.ndarray) -> np.ndarray:
-    """Position of each row among the rows of its image (rows are grouped by image)."""
-    starts = np.searchsorted(image, image, side="left")
-    return np.arange(len(image)) - starts
+def _within_image(image: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Position of each of ``rows`` among the rows of its image (rows are grouped by image)."""
+    return rows - np.searchsorted(image, image[rows], side="left")
+
+
+def _unit_ids(prefix: str, within_image: np.ndarray) -> pd.Series | list:
+    """``prefix`` + the row's position within its image (``gt:3``), built by Arrow."""
+    if not len(within_image):
+        return []  # an empty column gets the dtype it always had
+    text = pa.large_string()
+    joined = pc.binary_join_element_wise(
+        pa.scalar(prefix, text), pc.cast(pa.array(within_image), text), pa.scalar("", text)
+    )
+    return joined.to_pandas()
 
 
 def _fallback_fp_type(coco: CocoEvaluation, rows: np.ndarray, config: DetectionConfig) -> np.ndarray:
@@ -131,7 +123,10 @@ def build_units(group: ImageGroup, coco: CocoEvaluation, tide: TideAnalysis, con
     """The object and false-positive units of one dataset and epoch (see the module doc)."""
     boxes, m = group.boxes, coco.matching
     t = threshold_index(coco, config.iou_threshold)
-    operating = f1_operating_score(boxes, coco, t) if config.operating_score is None else config.operating_score
+    operating = config.operating_score
+    if operating is None:
+        counted = ~m.dt_ignore[:, t]
+        operating = f1_operating_score(boxes.dt_scores[counted], m.dt_match[counted, t] >= 0, int((~m.gt_ignore).sum()))
     objects = _object_units(boxes, coco, tide, t, operating, config)
     made = boxes.dt_scores >= operating
     false_positive = np.flatnonzero(made & ~m.dt_ignore[:, t] & (m.dt_match[:, t] < 0))
@@ -140,7 +135,11 @@ def build_units(group: ImageGroup, coco: CocoEvaluation, tide: TideAnalysis, con
     image = table.pop("_image").to_numpy(dtype=np.int64)
     head = pd.DataFrame({"dataset": group.dataset, "epoch": group.epoch}, index=table.index)
     for column in ("input_id", "input_hash", "global_step"):
-        head[column] = group.images[column].to_numpy()[image]
+        values = group.images[column]
+        if len(image) and column != "global_step":  # strings taken by Arrow, without Python objects
+            head[column] = pa.array(values.array).take(pa.array(image)).to_pandas()
+        else:
+            head[column] = values.to_numpy()[image]
     table = pd.concat([head, table], axis=1).astype({"epoch": np.int64, "global_step": "Int64"})
     features = _unit_features(group, np.flatnonzero(~m.gt_ignore), false_positive)
     return GroupUnits(table=table, features=features, operating_score=operating)
@@ -168,7 +167,7 @@ def _object_units(
     area = boxes.gt_area[rows]
     return pd.DataFrame({
         "_image": boxes.gt_image[rows],
-        "unit_id": [f"gt:{k}" for k in _within_image(boxes.gt_image)[rows]],
+        "unit_id": _unit_ids("gt:", _within_image(boxes.gt_image, rows)),
         "unit_type": "object",
         "label": labels.astype(np.int64),
         "prediction": prediction.astype(np.int64),
@@ -196,7 +195,7 @@ def _false_positive_units(
     area = boxes.dt_xywh[rows, 2] * boxes.dt_xywh[rows, 3]
     return pd.DataFrame({
         "_image": boxes.dt_image[rows],
-        "unit_id": [f"pred:{k}" for k in _within_image(boxes.dt_image)[rows]],
+        "unit_id": _unit_ids("pred:", _within_image(boxes.dt_image, rows)),
         "unit_type": "false_positive",
         "label": label.astype(np.int64),
         "prediction": boxes.dt_labels[rows].astype(np.int64),
