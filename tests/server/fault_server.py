@@ -13,12 +13,11 @@ import json
 import os
 import random
 import sys
-from pathlib import Path
 
 import uvicorn
 
-from ml_debugger.cli import build_parser
-from ml_debugger.server import ServerConfig, create_app
+from ml_debugger.cli import build_parser, server_config
+from ml_debugger.server import create_app
 
 _FAILURE = json.dumps({"error": {"type": "InjectedFault", "message": "injected by the test"}}).encode()
 
@@ -66,9 +65,7 @@ class FaultInjector:
 
 def main() -> None:
     args = build_parser().parse_args(["server", *sys.argv[1:]])
-    config = ServerConfig(home=Path(args.home), database_url=args.database_url,
-                          max_part_bytes=int(args.max_part_mb * 2**20))
-    app = FaultInjector(create_app(config), **json.loads(os.environ.get("MLD_TEST_FAULTS", "{}")))
+    app = FaultInjector(create_app(server_config(args)), **json.loads(os.environ.get("MLD_TEST_FAULTS", "{}")))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
