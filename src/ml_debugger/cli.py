@@ -28,7 +28,7 @@ def server_config(args: argparse.Namespace):
     from ml_debugger.server import ServerConfig
 
     mib = 2**20
-    for option in ("max_part_mb", "max_decoded_mb", "max_json_mb"):
+    for option in ("max_part_mb", "max_decoded_mb", "max_json_mb", "max_connections"):
         if getattr(args, option) <= 0:
             raise ConfigurationError(f"--{option.replace('_', '-')} must be positive; got {getattr(args, option)}")
     return ServerConfig(
@@ -47,7 +47,10 @@ def cmd_server(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError as exc:
         raise ImportError(f"`mldebugger server` needs uvicorn ({exc}): pip install 'ml-debugger[server]'") from exc
-    uvicorn.run(create_app(server_config(args)), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        create_app(server_config(args)), host=args.host, port=args.port, log_level=args.log_level,
+        limit_concurrency=args.max_connections,
+    )
     return 0
 
 
@@ -165,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--max-json-mb", type=float, default=4.0, help="largest JSON request body (MiB)")
     server.add_argument("--max-commit-parts", type=int, default=10_000, help="most parts in one commit")
     server.add_argument("--max-uploads", type=int, default=16, help="part uploads received at once (more get 503)")
+    server.add_argument("--max-connections", type=int, default=256,
+                        help="connections and requests served at once; more get 503 at once")
     server.add_argument("--body-timeout", type=float, default=30.0,
                         help="seconds a request body may send nothing before it is refused (408)")
     server.add_argument("--min-body-kib-per-s", type=float, default=64.0,

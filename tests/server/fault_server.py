@@ -66,7 +66,7 @@ class FaultInjector:
 def main() -> None:
     args = build_parser().parse_args(["server", *sys.argv[1:]])
     app = FaultInjector(create_app(server_config(args)), **json.loads(os.environ.get("MLD_TEST_FAULTS", "{}")))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", limit_concurrency=args.max_connections)
 
 
 if __name__ == "__main__":
