@@ -3,13 +3,18 @@
 ``MLD_TEST_FAULTS`` (JSON) configures it: ``error_before`` / ``error_after`` (shares of PUT and
 POST requests answered 503 before the app sees them / after the app handled them), ``delay``
 (seconds) with ``delay_before`` / ``delay_after`` (shares of them delayed before the app sees them
-/ answered late after the app handled them), ``seed``. Run like ``mldebugger server``.
+/ answered late after the app handled them), ``seed``; ``evaluation_exit`` / ``evaluation_emfile``
+(the first N evaluations end the worker thread with SystemExit / fail with "Too many open files").
+Run like ``mldebugger server``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import itertools
 import json
+import logging
 import os
 import random
 import sys
@@ -17,7 +22,7 @@ import sys
 import uvicorn
 
 from ml_debugger.cli import build_parser, server_config
-from ml_debugger.server import create_app
+from ml_debugger.server import create_app, jobs
 
 _FAILURE = json.dumps({"error": {"type": "InjectedFault", "message": "injected by the test"}}).encode()
 
@@ -63,9 +68,27 @@ class FaultInjector:
         await send({"type": "http.response.body", "body": _FAILURE})
 
 
+def break_evaluations(exits: int, emfiles: int) -> None:
+    """Make the first evaluations end the worker thread, then the next ones fail for lack of descriptors."""
+    evaluate, calls = jobs.evaluate_version, itertools.count()
+
+    def broken(*args, **kwargs):
+        call = next(calls)
+        if call < exits:
+            raise SystemExit("injected by the test")
+        if call < exits + emfiles:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return evaluate(*args, **kwargs)
+
+    jobs.evaluate_version = broken
+
+
 def main() -> None:
     args = build_parser().parse_args(["server", *sys.argv[1:]])
-    app = FaultInjector(create_app(server_config(args)), **json.loads(os.environ.get("MLD_TEST_FAULTS", "{}")))
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    faults = json.loads(os.environ.get("MLD_TEST_FAULTS", "{}"))
+    break_evaluations(faults.pop("evaluation_exit", 0), faults.pop("evaluation_emfile", 0))
+    app = FaultInjector(create_app(server_config(args)), **faults)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", limit_concurrency=args.max_connections)
 
 

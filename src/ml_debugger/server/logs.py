@@ -49,10 +49,13 @@ class RepeatFilter(logging.Filter):
 
 
 def rate_limit_server_logs(repeat_filter: RepeatFilter | None = None) -> RepeatFilter:
-    """Add one RepeatFilter to every handler of the root and uvicorn loggers (once); the filter."""
+    """Add one RepeatFilter to every handler of the root and uvicorn loggers, and to the handler of
+    last resort (used when none is configured), unless they have one; the filter."""
     repeat_filter = repeat_filter or RepeatFilter()
-    for name in SERVER_LOGGERS:
-        for handler in logging.getLogger(name).handlers:
-            if not any(isinstance(f, RepeatFilter) for f in handler.filters):
-                handler.addFilter(repeat_filter)
+    handlers = [h for name in SERVER_LOGGERS for h in logging.getLogger(name).handlers]
+    if logging.lastResort is not None:
+        handlers.append(logging.lastResort)
+    for handler in handlers:
+        if not any(isinstance(f, RepeatFilter) for f in handler.filters):
+            handler.addFilter(repeat_filter)
     return repeat_filter
