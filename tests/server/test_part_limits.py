@@ -100,12 +100,18 @@ def test_a_part_whose_columns_differ_from_the_version_is_refused(client: httpx.C
     five_classes = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(50 * 5, np.float32)), 5)
     half_features = other.table.column("features").cast(pa.list_(pa.float16(), 8))
     cases = {
-        "scores width": (replaced(other, "scores", five_classes), "column 'scores' is fixed_size_list<item: float>[5] "
-                         "in this part but fixed_size_list<item: float>[4] in the parts committed to widths/v1"),
-        "feature dtype": (replaced(other, "features", half_features), "column 'features' is "
-                          "fixed_size_list<item: halffloat>[8] in this part but fixed_size_list<item: float>[8]"),
-        "no features": (parquet_bytes(other.table.drop_columns(["features"])), "column 'features' "
-                        "(fixed_size_list<item: float>[8]) is in the parts committed to widths/v1 but not in this part"),
+        "scores width": (replaced(other, "scores", five_classes), (
+            "column 'scores' is fixed_size_list<item: float>[5] in this part but fixed_size_list<item: float>[4] "
+            "in the parts committed to widths/v1"
+        )),
+        "feature dtype": (replaced(other, "features", half_features), (
+            "column 'features' is fixed_size_list<item: halffloat>[8] in this part but "
+            "fixed_size_list<item: float>[8]"
+        )),
+        "no features": (parquet_bytes(other.table.drop_columns(["features"])), (
+            "column 'features' (fixed_size_list<item: float>[8]) is in the parts committed to widths/v1 "
+            "but not in this part"
+        )),
     }
     for name, (body, message) in cases.items():
         response = put_part(client, "widths", "v1", other, body)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.server.live import LiveServer
-from tests.server.parts import commit, put_part, real_part
+from tests.server.parts import real_part
 from tests.server.probes import open_fds, status_mb
 
 pytest.importorskip("fastapi", reason="the server tests need the server extra: pip install 'ml-debugger[server]'")

@@ -23,11 +23,11 @@ from tests.server.parts import make_batch
 
 pytest.importorskip("fastapi", reason="the server tests need the server extra: pip install 'ml-debugger[server]'")
 pl = pytest.importorskip("lightning.pytorch")
-import torch  # noqa: E402 - after the skip
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from ml_debugger.integrations.lightning import MLDebuggerCallback  # noqa: E402
+from ml_debugger.integrations.lightning import MLDebuggerCallback
 
 EPOCHS, N_TRAIN, N_VAL, STEP_SECONDS = 4, 40, 37, 0.05
 FAST = Backoff(base=0.05, cap=0.5)
@@ -128,13 +128,13 @@ def test_creating_a_tracer_never_waits_long_for_a_stopped_or_missing_server(make
     try:
         store = RemoteStore(server.url, key, home=tmp_path / "client", upload_timeout=1.0, backoff=FAST)
         started = time.monotonic()
+        session = TraceSession("stopped", "v1", "classification", store=store)
+        created = time.monotonic() - started
+        session.record(make_batch(np.arange(100)), dataset_type="val", n_epoch=0)
+        started = time.monotonic()
         with pytest.warns(UserWarning, match="not yet committed"):
-            session = TraceSession("stopped", "v1", "classification", store=store)
-            created = time.monotonic() - started
-            session.record(make_batch(np.arange(100)), dataset_type="val", n_epoch=0)
-            started = time.monotonic()
             session.wait_for_save()  # explicit: waits at most upload_timeout, then says what is spooled
-            waited = time.monotonic() - started
+        waited = time.monotonic() - started
     finally:
         os.kill(server.pid, signal.SIGCONT)
     assert created < REGISTER_TIMEOUT + 1.0 <= 2.0, f"creating a tracer took {created:.1f} s"

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from ml_debugger._version import __version__
 from ml_debugger.server import routes_results, routes_traces
-from ml_debugger.server.bodies import BodyLimits, JsonBodyLimit, UploadSlots
+from ml_debugger.server.bodies import JsonBodyLimit, UploadSlots
 from ml_debugger.server.config import ServerConfig
 from ml_debugger.server.context import ServerContext, context, require_key
 from ml_debugger.server.errors import install_error_handlers
@@ -67,12 +67,8 @@ def build_app(config: ServerConfig) -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs", redoc_url=None,
     )
     app.state.context = ctx
-    app.state.janitor = janitor
     install_error_handlers(app)
-    app.add_middleware(
-        JsonBodyLimit, max_bytes=config.max_json_bytes,
-        limits=BodyLimits(timeout=config.body_timeout, min_rate=config.min_body_rate),
-    )
+    app.add_middleware(JsonBodyLimit, max_bytes=config.max_json_bytes, limits=ctx.body_limits)
     app.include_router(health, prefix=API_PREFIX, tags=["health"])
     secured = [Depends(require_key)]
     app.include_router(routes_traces.router, prefix=API_PREFIX, dependencies=secured, tags=["traces"])

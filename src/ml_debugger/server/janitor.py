@@ -30,7 +30,6 @@ class Janitor:
         self.interval = min(MAX_INTERVAL, max(MIN_INTERVAL, grace / 4))
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self.removed = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ml-debugger-janitor", daemon=True)
@@ -80,5 +79,4 @@ class Janitor:
                 path.unlink()
             removed += 1
             logger.info("removed %s: uploaded more than %g s ago and never committed", relative, self.grace)
-        self.removed += removed
         return removed

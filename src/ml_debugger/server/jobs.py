@@ -118,7 +118,7 @@ class JobRunner:
             except Exception as exc:  # noqa: BLE001 - the worker outlives any failure; the job gets the reason
                 failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.error("evaluation job %s failed in the worker", job_id, exc_info=True)
+                logger.exception("evaluation job %s failed in the worker", job_id)
                 self._finish(job_id, "failed", error_type="InternalError", error_message=self.last_error)
                 self._stopping.wait(min(MAX_BACKOFF, 0.05 * 2**failures))  # everything failing: do not spin
             self._current = None

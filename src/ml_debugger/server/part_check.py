@@ -26,7 +26,7 @@ from ml_debugger.tasks import TraceSchema
 
 MAX_FOOTER_BYTES = 16 * 2**20
 _VALUE_BYTES = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
-_OFFSET_BYTES = 4  # per value: offsets of strings and lists, indices of dictionaries
+_OFFSET_BYTES = 4  # per value: offsets of strings and lists
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,8 @@ def _check_footer_length(path: Path) -> None:
 
 
 def _estimate_without_dictionaries(parquet: pq.ParquetFile) -> tuple[int, set[str]]:
-    """Bytes the part decodes to, from its footer alone, leaving out the strings of dictionary-encoded
-    columns; and the top-level columns that have such strings."""
+    """Bytes the part decodes to, from its footer alone (values times their width, plus list offsets),
+    leaving out the strings of dictionary-encoded columns; and the top-level columns that have such strings."""
     metadata = parquet.metadata
     total, dictionary_columns = 0, set()
     for group in range(metadata.num_row_groups):
@@ -131,11 +131,14 @@ def _estimate_without_dictionaries(parquet: pq.ParquetFile) -> tuple[int, set[st
         for index in range(row_group.num_columns):
             chunk = row_group.column(index)
             values = chunk.num_values
-            total += chunk.total_uncompressed_size + values // 8 + _OFFSET_BYTES * values
+            total += values // 8 + 1  # validity bitmap
+            if parquet.schema.column(index).max_repetition_level > 0:
+                total += _OFFSET_BYTES * values  # list offsets (at most one per value)
             if chunk.physical_type == "BYTE_ARRAY":
+                total += _OFFSET_BYTES * values
                 if chunk.has_dictionary_page:
                     dictionary_columns.add(chunk.path_in_schema.split(".")[0])
-                else:
+                else:  # plain strings decode to at most their encoded size
                     total += chunk.total_uncompressed_size
             elif chunk.physical_type == "FIXED_LEN_BYTE_ARRAY":
                 total += values * parquet.schema.column(index).length
