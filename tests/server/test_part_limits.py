@@ -238,3 +238,38 @@ def test_rows_per_part_are_bounded_from_the_footer(make_server, tmp_path: Path) 
         for body in (part.arrow_stream(), part.arrow_file()):
             assert put_part(c, "rows", "v1", part, body).status_code == 413
         assert put_part(c, "rows", "v1", real_part(tmp_path, "rows", "v1", rows=100)).status_code == 201
+
+
+def detection_part(scratch: Path, model: str, x2: float = 10.0) -> tuple[bytes, str, str]:
+    """A detection part written by a real session: ``(parquet, part_name, run_id)``."""
+    from ml_debugger.core import TraceSession
+    from ml_debugger.store import LocalStore
+    from ml_debugger.tasks.detection2d import make_detection_batch, predictions_from, targets_from
+
+    preds = predictions_from([{"boxes": [[0, 0, 5, 5]], "scores": [0.9], "labels": [1],
+                               "features": np.ones((1, 4), np.float32)},
+                              {"boxes": [], "scores": [], "labels": [], "features": np.ones((0, 4), np.float32)}])
+    targets = targets_from([{"boxes": [[0, 0, x2, 10]], "labels": [1]}, {"boxes": [], "labels": []}], 2)
+    batch = make_detection_batch(preds, targets, input_hashes=np.array(["h0", "h1"], dtype=object),
+                                 image_sizes=[[20, 20], [20, 20]], label_names=["cat", "dog"])
+    session = TraceSession(model, "v1", "detection2d", store=LocalStore(scratch), rows_per_part=10**6)
+    session.record(batch, dataset_type="val", n_epoch=0)
+    session.flush()
+    (path,) = scratch.rglob("*.parquet")
+    return path.read_bytes(), path.stem, session.run_id
+
+
+def test_detection_parts_are_checked_against_their_own_task_schema(client: httpx.Client, tmp_path: Path) -> None:
+    assert client.put("/api/v1/models/boxes/versions/v1", json={"task": "detection2d"}).status_code == 200
+    body, name, run_id = detection_part(tmp_path / "good", "boxes")
+    url = f"/api/v1/models/boxes/versions/v1/parts/val/0/{name}"
+    assert client.put(url, content=body, params={"run_id": run_id, "rank": 0}).status_code == 201
+    table = pq.read_table(pa.BufferReader(body))
+    flipped = pa.array([[[10.0, 0.0, 0.0, 10.0]], []], pa.list_(pa.list_(pa.float32(), 4)))
+    bad = parquet_bytes(table.set_column(table.schema.get_field_index("gt_boxes"), "gt_boxes", flipped))
+    response = client.put(url.replace(name, name + "-bad"), content=bad, params={"run_id": run_id, "rank": 0})
+    assert response.status_code == 422 and "column 'gt_boxes' has boxes with x2 < x1" in response.text
+    refs = [{"dataset_type": "val", "epoch": 0, "part_name": name, "run_id": run_id, "rank": 0}]
+    assert client.post("/api/v1/models/boxes/versions/v1/commits", json={"parts": refs}).status_code == 200
+    traces = ipc.open_stream(client.get("/api/v1/models/boxes/versions/v1/traces").content).read_all()
+    assert traces.num_rows == 2 and traces.column("label_names").to_pylist() == [["cat", "dog"]] * 2
