@@ -8,9 +8,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ml_debugger.config import DEFAULT_HOME, ENV_API_ENDPOINT, ENV_API_KEY, ENV_HOME, Settings
 from ml_debugger.exceptions import ConfigurationError, MLDebuggerError
+
+if TYPE_CHECKING:
+    from ml_debugger.server import ServerConfig
 
 ENV_DATABASE_URL = "MLD_DATABASE_URL"
 
@@ -23,7 +27,7 @@ def _database_url(args: argparse.Namespace) -> str | None:
     return args.database_url or os.environ.get(ENV_DATABASE_URL) or None
 
 
-def server_config(args: argparse.Namespace):
+def server_config(args: argparse.Namespace) -> ServerConfig:
     """The ServerConfig of ``mldebugger server``'s options (ConfigurationError for a value out of range)."""
     from ml_debugger.server import ServerConfig
 

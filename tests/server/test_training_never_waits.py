@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ml_debugger.integrations.lightning import MLDebuggerCallback
 
-EPOCHS, N_TRAIN, N_VAL, STEP_SECONDS = 4, 40, 37, 0.05
+EPOCHS, N_TRAIN, N_VAL, STEP_SECONDS = 5, 40, 37, 0.1
 FAST = Backoff(base=0.05, cap=0.5)
 
 
