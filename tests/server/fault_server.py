@@ -3,22 +3,27 @@
 ``MLD_TEST_FAULTS`` (JSON) configures it: ``error_before`` / ``error_after`` (shares of PUT and
 POST requests answered 503 before the app sees them / after the app handled them), ``delay``
 (seconds) with ``delay_before`` / ``delay_after`` (shares of them delayed before the app sees them
-/ answered late after the app handled them), ``seed``. Run like ``mldebugger server``.
+/ answered late after the app handled them), ``seed``; ``evaluation_exit`` / ``evaluation_emfile``
+(the first N evaluations end the worker thread with SystemExit / fail with "Too many open files").
+Run like ``mldebugger server``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import itertools
 import json
+import logging
 import os
 import random
 import sys
-from pathlib import Path
 
 import uvicorn
 
 from ml_debugger.cli import build_parser
-from ml_debugger.server import ServerConfig, create_app
+from ml_debugger.cli.server import server_config
+from ml_debugger.server import create_app, jobs
 
 _FAILURE = json.dumps({"error": {"type": "InjectedFault", "message": "injected by the test"}}).encode()
 
@@ -64,12 +69,28 @@ class FaultInjector:
         await send({"type": "http.response.body", "body": _FAILURE})
 
 
+def break_evaluations(exits: int, emfiles: int) -> None:
+    """Make the first evaluations end the worker thread, then the next ones fail for lack of descriptors."""
+    evaluate, calls = jobs.evaluate_version, itertools.count()
+
+    def broken(*args, **kwargs):
+        call = next(calls)
+        if call < exits:
+            raise SystemExit("injected by the test")
+        if call < exits + emfiles:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return evaluate(*args, **kwargs)
+
+    jobs.evaluate_version = broken
+
+
 def main() -> None:
     args = build_parser().parse_args(["server", *sys.argv[1:]])
-    config = ServerConfig(home=Path(args.home), database_url=args.database_url,
-                          max_part_bytes=int(args.max_part_mb * 2**20))
-    app = FaultInjector(create_app(config), **json.loads(os.environ.get("MLD_TEST_FAULTS", "{}")))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    faults = json.loads(os.environ.get("MLD_TEST_FAULTS", "{}"))
+    break_evaluations(faults.pop("evaluation_exit", 0), faults.pop("evaluation_emfile", 0))
+    app = FaultInjector(create_app(server_config(args)), **faults)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", limit_concurrency=args.max_connections)
 
 
 if __name__ == "__main__":

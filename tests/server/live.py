@@ -30,15 +30,21 @@ class LiveServer:
 
     def __init__(
         self, home: Path, *, port: int | None = None, database_url: str | None = None,
-        faults: dict | None = None, max_part_mb: float | None = None,
+        faults: dict | None = None, max_part_mb: float | None = None, options: tuple[str, ...] = (),
     ) -> None:
         self.home = home
         self.port = port or free_port()
         self.database_url = database_url
         self.faults = faults
         self.max_part_mb = max_part_mb
+        self.options = options
         self.process: subprocess.Popen | None = None
         self.log = home.parent / f"server-{self.port}.log"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "the server is not running"
+        return self.process.pid
 
     @property
     def url(self) -> str:
@@ -50,6 +56,7 @@ class LiveServer:
             args += ["--database-url", self.database_url]
         if self.max_part_mb:
             args += ["--max-part-mb", str(self.max_part_mb)]
+        args += list(self.options)
         if self.faults is not None:
             return [sys.executable, str(FAULT_SERVER), *args]
         return [sys.executable, "-m", "ml_debugger.cli", "server", *args]

@@ -157,3 +157,31 @@ def test_backoff_is_bounded_and_jittered() -> None:
     backoff = Backoff(base=0.5, cap=4.0)
     delays = [backoff.delay(attempt) for attempt in range(40) for _ in range(5)]
     assert all(0.0 <= d <= 4.0 for d in delays) and len(set(delays)) > 100
+
+
+def test_commits_never_wait_on_the_server_and_wait_for_save_is_bounded(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    released = threading.Event()
+
+    def stalled(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT" and "/parts/" not in request.url.path:
+            return httpx.Response(200, json={})  # the registration
+        released.wait(30)  # parts and commits: a server that does not answer
+        return httpx.Response(201 if "/parts/" in request.url.path else 200, json={})
+
+    store = store_with(stalled, tmp_path, upload_timeout=0.3)
+    session = TraceSession("m", "v1", "classification", store=store)
+    session.record(make_batch(np.arange(10)), dataset_type="val", n_epoch=0)
+    started = time.monotonic()
+    session.commit()  # what the framework callbacks call at each epoch end
+    assert time.monotonic() - started < 0.2
+    assert [t.kind for t in store.pending_uploads()] == ["part", "commit"]
+    started = time.monotonic()
+    with pytest.warns(UserWarning, match=r"m/v1 epochs \[0\] \(10 rows\) is not yet committed .* after 0.3 s"):
+        assert not store.wait_for_uploads()
+    assert time.monotonic() - started < 1.0
+    released.set()
+    assert store.wait_for_uploads(10)
+    store.close()

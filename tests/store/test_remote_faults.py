@@ -22,6 +22,7 @@ from tests.server.parts import make_batch
 
 pytest.importorskip("fastapi", reason="the server tests need the server extra: pip install 'ml-debugger[server]'")
 FAST = Backoff(base=0.05, cap=0.5)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def remote(server: LiveServer, key: str, home: Path, **kwargs) -> RemoteStore:
@@ -148,7 +149,7 @@ def test_sync_uploads_the_spool_of_a_killed_process(make_server, tmp_path: Path)
     key = server.create_key()
     marker, home = tmp_path / "marker", tmp_path / "client"
     env = dict(os.environ, MLD_HOME=str(home), MLD_API_ENDPOINT=server.url, MLD_API_KEY=key,
-               MLD_UPLOAD_TIMEOUT="0.5", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+               MLD_UPLOAD_TIMEOUT="0.5", PYTHONPATH=os.pathsep.join(str(ROOT / d) for d in ("src", ".")))
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(marker)], env=env, stderr=subprocess.PIPE)
     try:
         wait_until(lambda: marker.exists() or child.poll() is not None, 120, "the tracing process")

@@ -43,7 +43,9 @@ class TraceSession:
     """Records batches of one model version, writes them in the background, commits epochs.
 
     Every tracer and framework callback records through a session. Rows traced without an epoch
-    are recorded as epoch 0. ``wait_for_save`` makes recorded epochs visible to the evaluator.
+    are recorded as epoch 0. ``commit`` makes recorded epochs visible to the evaluator without
+    waiting on the network (a server's store uploads in the background); ``wait_for_save`` also
+    waits, bounded, for those uploads.
 
     Args:
         model_name, version_name: names under which the traces are stored.
@@ -83,6 +85,7 @@ class TraceSession:
             flush_interval=flush_interval, max_queued_batches=max_queued_batches,
         )
         self._pending_epochs: set[int] = set()
+        self._committed = False
         self._warned_nonfinite = False
         self._closed = False
         atexit.register(_close_at_exit, weakref.ref(self))
@@ -116,8 +119,11 @@ class TraceSession:
         """Block until every recorded batch is in a part file on disk (not yet committed)."""
         self._writer.flush()
 
-    def wait_for_save(self, n_epoch: int | None = None) -> None:
+    def commit(self, n_epoch: int | None = None) -> None:
         """Flush, then commit ``n_epoch`` (every epoch recorded since the last save when ``None``).
+
+        Waits for the local writer only, never for the network: with a server, the commit is spooled
+        and sent after the epoch's parts (framework callbacks commit this way, so training never waits).
 
         Raises:
             ConfigurationError: ``n_epoch`` names an epoch nothing was recorded for while other
@@ -137,18 +143,31 @@ class TraceSession:
             epochs = {epoch} & self._pending_epochs
         self._writer.flush()
         if not epochs:
-            logger.debug("wait_for_save: nothing new to commit")
+            logger.debug("commit: nothing new to commit")
             return
         parts = self._writer.take_parts(epochs)
         self.store.commit_parts(parts)
+        self._committed = True
         self._pending_epochs -= epochs
         logger.info(
             "committed %d rows of %s/%s, epochs %s",
             sum(p.rows for p in parts), self.model_name, self.version_name, sorted(epochs),
         )
 
-    def close(self) -> None:
-        """Write what is buffered and stop the writer; uncommitted epochs are reported."""
+    def wait_for_save(self, n_epoch: int | None = None) -> None:
+        """``commit``, then wait for the store's background uploads: with a server, until the epochs are
+        committed there or ``MLD_UPLOAD_TIMEOUT`` seconds have passed (a warning then names what is still
+        spooled; uploads go on in the background). Raises like ``commit``, never because of the network."""
+        self.commit(n_epoch)
+        self.store.wait_for_uploads()
+
+    def close(self, wait_for_uploads: bool = True) -> None:
+        """Write what is buffered and stop the writer; uncommitted epochs are reported.
+
+        When something was committed, also wait (bounded, as ``wait_for_save``) for the store's
+        uploads unless ``wait_for_uploads`` is False, so an evaluation right after training sees
+        every committed epoch.
+        """
         if self._closed:
             return
         self._closed = True
@@ -159,6 +178,8 @@ class TraceSession:
                 "were traced and written but never committed; call wait_for_save() to make them evaluable",
                 stacklevel=2,
             )
+        if wait_for_uploads and self._committed:
+            self.store.wait_for_uploads()
 
     def _report_nonfinite(self, count: int, batch_size: int, dataset_type: str, epoch: int) -> None:
         message = (
@@ -177,6 +198,6 @@ def _close_at_exit(session_ref: weakref.ref) -> None:
     if session is None:
         return
     try:
-        session.close()
+        session.close(wait_for_uploads=False)  # at exit the store reports what is still spooled
     except MLDebuggerError:
         logger.error("ml-debugger: could not write the last traces at exit", exc_info=True)

@@ -143,7 +143,7 @@ class MLDebuggerCallback(keras.callbacks.Callback):
             step = self._global_step()
             for name, data in due:
                 self._trace(data, RowTag(name, epoch, step))
-            self._session.wait_for_save()
+            self._session.commit()
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self._owns_session and self._session is not None:

@@ -187,14 +187,14 @@ class MLDebuggerCallback(pl.Callback):
         self._active = False
         self._capture.detach()
         with self._guard("committing the validation traces"):
-            self._session.wait_for_save()
+            self._session.commit()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._capture is None or not is_due(trainer.current_epoch, self.trace_train_every_n_epochs):
             return
         with self._guard("tracing the training split"):
             self._trace_train(trainer, pl_module)
-            self._session.wait_for_save()
+            self._session.commit()
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self._capture is not None:

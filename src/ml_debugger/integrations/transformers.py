@@ -171,7 +171,7 @@ class MLDebuggerCallback(TrainerCallback):
         with self._guard("recording the evaluation"):
             dataset_type = dataset_type_of(kwargs.get("metrics") or {})
             self._record(batches, RowTag(dataset_type, epoch, state.global_step), self._eval_dataset)
-            self._session.wait_for_save()
+            self._session.commit()
 
     def on_predict(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         self._batches = []  # Trainer.predict is not an evaluation
@@ -183,7 +183,7 @@ class MLDebuggerCallback(TrainerCallback):
         with self._guard("tracing the training split"):
             dataset = self._trace_train(args, kwargs["model"], kwargs.get("train_dataloader"))
             self._record(self._batches, RowTag("train", epoch, state.global_step), dataset)
-            self._session.wait_for_save()
+            self._session.commit()
         self._batches = []
 
     def close(self) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Request
 
 from ml_debugger.exceptions import AuthenticationError
+from ml_debugger.server.bodies import BodyLimits, UploadSlots
 from ml_debugger.server.config import ServerConfig
 from ml_debugger.server.jobs import JobRunner
 from ml_debugger.server.keys import KeyRing
@@ -16,13 +18,28 @@ from ml_debugger.store.local import LocalStore
 
 @dataclass(frozen=True)
 class ServerContext:
-    """The store, keys and jobs of one server; ``uploads`` is where bodies are received."""
+    """The store, keys and jobs of one server, and what bounds its requests.
+
+    Attributes:
+        uploads: where bodies are received (on the store's filesystem, so parts are linked into place).
+        upload_slots: part uploads in progress (``config.max_uploads``).
+        checks: parts decoded and checked at once (``config.max_checks``).
+        part_lock: held while a commit or an upload looks at a stored part and while the janitor removes
+            an uncommitted one, so a part is never removed under a commit.
+    """
 
     config: ServerConfig
     store: LocalStore
     keys: KeyRing
     jobs: JobRunner
     uploads: Path
+    upload_slots: UploadSlots
+    checks: threading.BoundedSemaphore
+    part_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def body_limits(self) -> BodyLimits:
+        return BodyLimits(timeout=self.config.body_timeout, min_rate=self.config.min_body_rate)
 
 
 def context(request: Request) -> ServerContext:

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ml_debugger.exceptions import (
     AuthenticationError,
@@ -32,11 +33,12 @@ _STATUS: list[tuple[type[MLDebuggerError], int]] = [
 class ApiProblem(Exception):
     """An error a route answers with a given status; ``kind`` is the client-side exception's name."""
 
-    def __init__(self, status: int, kind: str, message: str) -> None:
+    def __init__(self, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.kind = kind
         self.message = message
+        self.headers = headers
 
 
 def error_response(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -51,7 +53,7 @@ def _status_of(exc: MLDebuggerError) -> int:
 
 
 async def _problem(request: Request, exc: ApiProblem) -> JSONResponse:
-    return error_response(exc.status, exc.kind, exc.message)
+    return error_response(exc.status, exc.kind, exc.message, exc.headers)
 
 
 async def _ml_debugger_error(request: Request, exc: MLDebuggerError) -> JSONResponse:
@@ -74,6 +76,11 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return error_response(422, ConfigurationError.__name__, f"invalid request: {problems}")
 
 
+async def _disconnected(request: Request, exc: ClientDisconnect) -> JSONResponse:
+    logger.info("%s %s: the client left before sending its whole body", request.method, request.url.path)
+    return error_response(400, "RemoteError", "the client disconnected before sending its whole body")
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.error("%s %s failed unexpectedly", request.method, request.url.path, exc_info=exc)
     return error_response(500, "InternalError", "internal server error; the server's log has the details")
@@ -84,4 +91,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(MLDebuggerError, _ml_debugger_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ClientDisconnect, _disconnected)
     app.add_exception_handler(Exception, _unexpected)

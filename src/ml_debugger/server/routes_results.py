@@ -6,18 +6,17 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-import pyarrow as pa
-import pyarrow.ipc as ipc
-import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ml_debugger.exceptions import ConfigurationError, ResultExistsError
 from ml_debugger.names import validate_name
+from ml_debugger.server.config import INT32_MAX
 from ml_debugger.server.context import ServerContext, context
 from ml_debugger.server.jobs import job_json
-from ml_debugger.server.routes_traces import ARROW_STREAM, names
+from ml_debugger.server.routes_traces import names
+from ml_debugger.server.streams import ARROW_STREAM, ipc_stream, parquet_row_groups
 from ml_debugger.store.base import EvaluationRequest
 
 router = APIRouter()
@@ -29,7 +28,7 @@ _REQUEST_ID = re.compile(r"[0-9a-f]{8,64}")
 class EvaluationIn(BaseModel):
     request_id: str = Field(description="a client-chosen hex id (8-64 chars); resubmitting it returns the same job")
     result_name: str | None = None
-    n_epoch: str | int | None = Field("latest", description="'latest', an epoch, or null for every epoch")
+    n_epoch: Any = Field("latest", description="'latest', an epoch (an int, not a bool), or null for every epoch")
     thresholds: dict[str, Any] = Field(default_factory=dict, description="AnalysisConfig overrides")
 
 
@@ -47,7 +46,7 @@ def request_evaluation(model: str, version: str, body: EvaluationIn, ctx: Contex
     config = AnalysisConfig.from_kwargs(**body.thresholds)
     request = EvaluationRequest(
         result_name=None if body.result_name is None else validate_name(body.result_name, "result_name"),
-        n_epoch=normalize_n_epoch(body.n_epoch),
+        n_epoch=_epoch(normalize_n_epoch(body.n_epoch)),
         thresholds={name: getattr(config, name) for name in body.thresholds},
     )
     ctx.store.catalog.require_version(model, version)
@@ -60,6 +59,12 @@ def request_evaluation(model: str, version: str, body: EvaluationIn, ctx: Contex
     if (job["model"], job["version"]) != (model, version):
         raise ConfigurationError(f"request_id {body.request_id} was already used for {job['model']}/{job['version']}")
     return job_json(job)
+
+
+def _epoch(n_epoch: str | int | None) -> str | int | None:
+    if isinstance(n_epoch, int) and n_epoch > INT32_MAX:
+        raise ConfigurationError(f"n_epoch must be at most {INT32_MAX} (epochs are int32); got {n_epoch}")
+    return n_epoch
 
 
 def _job_exists(ctx: ServerContext, job_id: str) -> bool:
@@ -107,8 +112,5 @@ def get_result_table(
     path = ctx.store.result_table_path(model, version, validate_name(result, "result_name"), table)
     if format == "parquet":
         return FileResponse(path, media_type=PARQUET)
-    data = pq.read_table(path)
-    sink = pa.BufferOutputStream()
-    with ipc.new_stream(sink, data.schema) as writer:
-        writer.write_table(data)
-    return Response(sink.getvalue().to_pybytes(), media_type=ARROW_STREAM)
+    schema, row_groups = parquet_row_groups(path)
+    return StreamingResponse(ipc_stream(schema, row_groups), media_type=ARROW_STREAM)

@@ -1,63 +1,71 @@
-"""Receiving part files: stream the body to a temporary file (size-limited), read and check it.
+"""Receiving part files: stream the body to a temporary file (size- and stall-limited) and name its format.
 
-A body is a Parquet file or an Arrow IPC file or stream, recognised by its magic bytes. Checks:
-the declared size and SHA-256 (``X-Content-SHA256``) and row count (``rows``) when the client
-sends them, readability (truncated or corrupt -> 400), the task's trace schema (column types,
-nulls and value ranges, see ``ml_debugger.tasks``), and partition columns equal to the URL's (-> 422).
+A body is a Parquet file or an Arrow IPC file or stream, recognised by its magic bytes. The declared
+size and SHA-256 (``X-Content-SHA256``) are checked while it arrives; its contents are checked by
+``part_check`` / ``ipc_check`` and it is stored by ``part_store``. Files are created with the
+process umask (like the catalog), so other users' DuckDB or Polars can read the store.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.ipc as ipc
-import pyarrow.parquet as pq
 from fastapi import Request
 
-from ml_debugger.exceptions import TraceValidationError
+from ml_debugger.server.bodies import DISCARD_FACTOR, BodyLimits, body_chunks, discard, too_large
 from ml_debugger.server.errors import ApiProblem
-from ml_debugger.store.base import PartKey
-from ml_debugger.tasks import get_task
 
-_DISCARD_FACTOR = 4  # an oversized body is read (and dropped) up to this many limits, so the client sees the 413
+PARQUET, IPC_FILE, IPC_STREAM = "parquet", "arrow-file", "arrow-stream"
 
 
-async def _discard(request: Request, limit: int) -> None:
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            return
+@dataclass(frozen=True)
+class ReceivedBody:
+    """A request body saved in a temporary file, with its SHA-256."""
+
+    path: Path
+    sha256: str
+    size: int
 
 
-def _too_large(size: str, max_bytes: int) -> ApiProblem:
-    return ApiProblem(
-        413, "RemoteError", f"the part file is {size} bytes; this server accepts at most {max_bytes} bytes per part"
-    )
+def new_file(directory: Path, suffix: str) -> tuple[int, Path]:
+    """A new, empty file in ``directory`` opened for writing, with the permissions the umask gives."""
+    while True:
+        path = directory / f"{secrets.token_hex(8)}{suffix}"
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+        except FileExistsError:
+            continue
 
 
-async def receive_body(request: Request, directory: Path, max_bytes: int) -> Path:
-    """Stream the request body into a new file in ``directory``; 413 past ``max_bytes``; 400 on a bad checksum."""
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+async def receive_body(request: Request, directory: Path, max_bytes: int, limits: BodyLimits) -> ReceivedBody:
+    """Stream the request body into a new file in ``directory``; 413 past ``max_bytes``, 400 on a bad checksum."""
+    what = "the part file"
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        await _discard(request, _DISCARD_FACTOR * max_bytes)
-        raise _too_large(declared, max_bytes)
-    fd, name = tempfile.mkstemp(dir=directory, suffix=".upload")
-    path = Path(name)
+        await discard(request.receive, limits, DISCARD_FACTOR * max_bytes)
+        raise too_large(what, declared, max_bytes)
+    fd, path = new_file(directory, ".upload")
     digest = hashlib.sha256()
     size = 0
     try:
         with os.fdopen(fd, "wb") as out:
-            async for chunk in request.stream():
+            async for chunk in body_chunks(request.receive, limits):
                 size += len(chunk)
                 if size > max_bytes:
-                    await _discard(request, _DISCARD_FACTOR * max_bytes)
-                    raise _too_large(f"more than {max_bytes}", max_bytes)
+                    await discard(request.receive, limits, DISCARD_FACTOR * max_bytes)
+                    raise too_large(what, f"more than {max_bytes}", max_bytes)
                 digest.update(chunk)
                 out.write(chunk)
         expected = request.headers.get("x-content-sha256")
@@ -69,45 +77,21 @@ async def receive_body(request: Request, directory: Path, max_bytes: int) -> Pat
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return path
+    return ReceivedBody(path, digest.hexdigest(), size)
 
 
-def read_part(path: Path) -> tuple[pa.Table, bool]:
-    """The table in a Parquet or Arrow IPC file and whether it is Parquet; 400 when it is neither or is unreadable."""
+def body_format(path: Path) -> str:
+    """PARQUET, IPC_FILE or IPC_STREAM from the file's magic bytes; 400 for anything else."""
     with path.open("rb") as f:
         head = f.read(8)
-    try:
-        if head[:4] == b"PAR1":
-            return pq.read_table(path), True
-        if head[:6] == b"ARROW1":
-            with pa.memory_map(str(path)) as source:
-                return ipc.open_file(source).read_all(), False
-        if head[:4] == b"\xff\xff\xff\xff":
-            with pa.memory_map(str(path)) as source:
-                return ipc.open_stream(source).read_all(), False
-    except (pa.ArrowException, OSError) as exc:
-        raise ApiProblem(400, "RemoteError", f"the part file is truncated or corrupt: {exc}") from exc
+    if head[:4] == b"PAR1":
+        return PARQUET
+    if head[:6] == b"ARROW1":
+        return IPC_FILE
+    if head[:4] == b"\xff\xff\xff\xff":
+        return IPC_STREAM
     raise ApiProblem(
         400, "RemoteError",
         f"the body is not a Parquet or Arrow IPC file (it starts with {head!r}); send Parquet "
         "(application/vnd.apache.parquet) or Arrow IPC (application/vnd.apache.arrow.stream or .file)",
     )
-
-
-def check_part(table: pa.Table, key: PartKey, task: str, run_id: str, rank: int, rows: int | None) -> None:
-    """Raise TraceValidationError unless ``table`` is a part of ``key`` made by ``run_id``/``rank``."""
-    if rows is not None and table.num_rows != rows:
-        raise TraceValidationError(f"the part has {table.num_rows} rows; the client sent rows={rows}")
-    if table.num_rows == 0:
-        raise TraceValidationError("the part has no rows")
-    get_task(task).schema.check(table)
-    expected = {
-        "model_name": key.model_name, "version_name": key.version_name, "dataset_type": key.dataset_type,
-        "epoch": key.epoch, "run_id": run_id, "rank": rank,
-    }
-    for column, value in expected.items():
-        if not pc.all(pc.equal(table.column(column), pa.scalar(value, table.schema.field(column).type))).as_py():
-            found = pc.unique(table.column(column)).to_pylist()[:5]
-            raise TraceValidationError(
-                f"column {column!r} holds {found}, but the part was sent for {column}={value!r}"
-            )

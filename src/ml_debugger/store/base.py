@@ -63,6 +63,11 @@ class TraceStore(ABC):
         stored result; ``None`` (the default) means the caller evaluates here, on ``read_traces``."""
         return None
 
+    def wait_for_uploads(self, timeout: float | None = None) -> bool:
+        """Wait for writes that go on in the background (a server's uploads), at most ``timeout`` seconds
+        (the store's own bound when ``None``); whether all were done. Stores that write at once return True."""
+        return True
+
     @abstractmethod
     def register_version(self, model_name: str, version_name: str, task: str) -> None:
         """Create the model and version if new; raise if the model exists with another task."""

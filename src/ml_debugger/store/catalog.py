@@ -8,8 +8,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ml_debugger.exceptions import NoDataError, ResultExistsError, StoreError
+from ml_debugger.exceptions import NoDataError, ResultExistsError, StoreError, TraceValidationError
 from ml_debugger.store.base import PartInfo
+from ml_debugger.store.partfiles import ColumnTypes, type_difference
 from ml_debugger.store.sqldb import Database, open_database
 
 _SCHEMA = [
@@ -38,6 +39,13 @@ _SCHEMA = [
     FOREIGN KEY (model, version) REFERENCES versions(model, name)
 )""",
     "CREATE INDEX IF NOT EXISTS parts_by_version ON parts (model, version, epoch)",
+    """CREATE TABLE IF NOT EXISTS version_columns (
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    columns TEXT NOT NULL,
+    PRIMARY KEY (model, version),
+    FOREIGN KEY (model, version) REFERENCES versions(model, name)
+)""",
     """CREATE TABLE IF NOT EXISTS results (
     model TEXT NOT NULL,
     version TEXT NOT NULL,
@@ -114,7 +122,13 @@ class Catalog:
             known = [r[0] for r in db.query("SELECT name FROM versions WHERE model = ? ORDER BY name", (model,))]
         raise NoDataError(f"model {model!r} has no version {version!r}; known versions: {known}")
 
-    def commit_parts(self, parts: list[PartInfo]) -> None:
+    def commit_parts(self, parts: list[PartInfo], columns: ColumnTypes | None = None) -> None:
+        """Record the parts as committed, all or none.
+
+        ``columns`` (the parts' common column types) is compared with those of the version's
+        earlier commits in the same transaction, and recorded by the first commit; parts whose
+        columns differ raise TraceValidationError, so a version always reads as one table.
+        """
         now = utc_now()
         rows = [
             (p.path, p.key.model_name, p.key.version_name, p.key.dataset_type, p.key.epoch, p.rows, p.bytes,
@@ -122,7 +136,27 @@ class Catalog:
             for p in parts
         ]
         with self.db.transaction(write=True) as db:
+            if columns is not None and parts:
+                model, version = parts[0].key.model_name, parts[0].key.version_name
+                db.run("INSERT INTO version_columns VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                       (model, version, json.dumps(columns)))
+                pinned = json.loads(db.query(
+                    "SELECT columns FROM version_columns WHERE model = ? AND version = ?", (model, version)
+                )[0][0])
+                problem = type_difference(columns, pinned, f"the parts committed to {model}/{version}")
+                if problem is not None:
+                    raise TraceValidationError(f"nothing was committed: {problem}")
             db.run_many("INSERT INTO parts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
+
+    def version_columns(self, model: str, version: str) -> ColumnTypes | None:
+        """The column types recorded by the version's first commit (None before it)."""
+        with self.db.transaction() as db:
+            rows = db.query("SELECT columns FROM version_columns WHERE model = ? AND version = ?", (model, version))
+        return json.loads(rows[0][0]) if rows else None
+
+    def is_committed(self, path: str) -> bool:
+        with self.db.transaction() as db:
+            return bool(db.query("SELECT 1 FROM parts WHERE path = ?", (path,)))
 
     def committed_epochs(self, model: str, version: str) -> list[int]:
         self.require_version(model, version)

@@ -13,16 +13,27 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml_debugger.exceptions import NoDataError, ResultExistsError, StoreError
+from ml_debugger.exceptions import NoDataError, ResultExistsError, StoreError, TraceValidationError
 from ml_debugger.names import validate_name
 from ml_debugger.store.base import PartInfo, PartKey, StoredResult, TraceStore
 from ml_debugger.store.catalog import Catalog
+from ml_debugger.store.partfiles import (
+    ColumnTypes,
+    canonical_schema,
+    canonical_table,
+    column_types,
+    common_column_types,
+    footer_schema,
+    part_identity,
+    type_difference,
+)
 
 PARQUET_COMPRESSION = "snappy"
 
@@ -86,34 +97,58 @@ class LocalStore(TraceStore):
             raise StoreError(f"cannot write trace part {self.root / relative}: {exc}") from exc
         return PartInfo(key=key, path=relative.as_posix(), rows=table.num_rows, bytes=size, run_id=run_id, rank=rank)
 
-    def adopt_part(self, key: PartKey, source: Path, part_name: str, run_id: str, rank: int) -> PartInfo:
-        """Move a complete, checked Parquet part file (on this store's filesystem) into place atomically."""
+    def adopt_part(self, key: PartKey, source: Path, part_name: str) -> PartInfo | None:
+        """Link a complete, checked Parquet part file (on this store's filesystem) into place.
+
+        The first file linked under a part's name wins: ``None`` when the part is already stored
+        (``source`` is left as it is). The part's run id and rank are read from the file.
+        """
         relative = part_path(key, part_name)
         target = self.root / relative
         try:
-            rows = pq.ParquetFile(source).metadata.num_rows
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, target)
-            size = target.stat().st_size
-        except (OSError, pa.ArrowInvalid) as exc:
+            os.link(source, target)
+        except FileExistsError:
+            return None
+        except OSError as exc:
             raise StoreError(f"cannot store the part file {source} as {target}: {exc}") from exc
-        return PartInfo(key=key, path=relative.as_posix(), rows=rows, bytes=size, run_id=run_id, rank=rank)
+        return self.stored_part(key, part_name)
 
-    def stored_part(self, key: PartKey, part_name: str, run_id: str, rank: int) -> PartInfo | None:
-        """The part ``part_name`` of ``key`` if a ``write_part`` wrote it (committed or not), else ``None``."""
+    def stored_part(self, key: PartKey, part_name: str) -> PartInfo | None:
+        """The stored part ``part_name`` of ``key`` (committed or not) with the run and rank its rows hold, else ``None``."""
         relative = part_path(key, part_name)
+        path = self.root / relative
         try:
-            rows = pq.ParquetFile(self.root / relative).metadata.num_rows
-            size = (self.root / relative).stat().st_size
+            size = path.stat().st_size
         except FileNotFoundError:
             return None
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise StoreError(f"cannot read the stored part {self.root / relative}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot read the stored part {path}: {exc}") from exc
+        rows, run_id, rank = part_identity(path)
         return PartInfo(key=key, path=relative.as_posix(), rows=rows, bytes=size, run_id=run_id, rank=rank)
 
+    def version_columns(self, model_name: str, version_name: str) -> ColumnTypes | None:
+        """The column types every part of the version must have (None while nothing is committed)."""
+        recorded = self.catalog.version_columns(model_name, version_name)
+        if recorded is not None:
+            return recorded
+        committed = self.catalog.committed_paths(model_name, version_name, None)  # committed before they were recorded
+        return column_types(footer_schema(self.root / committed[0])) if committed else None
+
     def commit_parts(self, parts: list[PartInfo]) -> None:
-        if parts:
-            self.catalog.commit_parts(parts)
+        """Commit the parts; TraceValidationError if their columns differ from each other or from the version's."""
+        if not parts:
+            return
+        versions = {(p.key.model_name, p.key.version_name) for p in parts}
+        for model_name, version_name in sorted(versions):
+            mine = [p for p in parts if (p.key.model_name, p.key.version_name) == (model_name, version_name)]
+            where = f"the parts committed to {model_name}/{version_name}"
+            columns = common_column_types([self.root / p.path for p in mine], "the other parts of this commit")
+            expected = self.version_columns(model_name, version_name)
+            problem = None if expected is None or columns is None else type_difference(columns, expected, where)
+            if problem is not None:
+                raise TraceValidationError(f"nothing was committed: {problem}")
+            self.catalog.commit_parts(mine, columns)
 
     def model_task(self, model_name: str) -> str:
         return self.catalog.model_task(model_name)
@@ -124,16 +159,35 @@ class LocalStore(TraceStore):
     def committed_epochs_by_dataset(self, model_name: str, version_name: str) -> dict[str, list[int]]:
         return self.catalog.committed_epochs_by_dataset(model_name, version_name)
 
-    def read_traces(self, model_name: str, version_name: str, epochs: list[int] | None) -> pa.Table:
+    def trace_parts(self, model_name: str, version_name: str, epochs: list[int] | None) -> tuple[pa.Schema, list[Path]]:
+        """The canonical schema and the files of the committed parts of ``epochs`` (all when ``None``).
+
+        NoDataError when nothing is committed; TraceValidationError when the parts' columns differ
+        (possible only for parts committed before the version's column types were recorded).
+        """
         self.catalog.require_version(model_name, version_name)
-        paths = self.catalog.committed_paths(model_name, version_name, epochs)
+        paths = [self.root / p for p in self.catalog.committed_paths(model_name, version_name, epochs)]
         if not paths:
             raise NoDataError(f"no committed traces for {model_name}/{version_name} in epochs {epochs}")
         try:
-            tables = [pq.read_table(self.root / p) for p in paths]
-            return pa.concat_tables(tables, promote_options="default")
-        except (OSError, pa.ArrowInvalid) as exc:
+            common_column_types(paths, f"the other committed parts of {model_name}/{version_name}")
+            return canonical_schema(footer_schema(paths[0])), paths
+        except StoreError as exc:
             raise StoreError(f"cannot read the traces of {model_name}/{version_name}: {exc}") from exc
+
+    def iter_traces(self, schema: pa.Schema, paths: list[Path]) -> Iterator[pa.Table]:
+        """The rows of ``paths`` one row group at a time, cast to ``schema`` (see ``trace_parts``)."""
+        for path in paths:
+            try:
+                parquet = pq.ParquetFile(path)
+                for index in range(parquet.num_row_groups):
+                    yield canonical_table(parquet.read_row_group(index), schema)
+            except (OSError, pa.ArrowException) as exc:
+                raise StoreError(f"cannot read the trace part {path}: {exc}") from exc
+
+    def read_traces(self, model_name: str, version_name: str, epochs: list[int] | None) -> pa.Table:
+        schema, paths = self.trace_parts(model_name, version_name, epochs)
+        return pa.concat_tables(list(self.iter_traces(schema, paths)))
 
     def _result_dir(self, model_name: str, version_name: str, result_name: str) -> Path:
         return self.root / "results" / f"model={model_name}" / f"version={version_name}" / result_name

@@ -1,8 +1,10 @@
 """The remote store: the TraceStore operations over HTTP to an ml-debugger server.
 
-Writes go to the local spool first and are uploaded in the background (see `uploader`);
-``commit_parts`` waits up to ``upload_timeout`` for them, then warns and returns. Reads,
-results and evaluations are requests to the server (an evaluation is a job that is polled).
+Writes (parts and commits) go to the local spool first and are uploaded in the background (see
+`uploader`), so they never wait on the network; ``wait_for_uploads`` waits for them, at most
+``upload_timeout`` seconds, then warns with what is still spooled. Registering a version waits at
+most ``REGISTER_TIMEOUT`` for the server's answer. Reads, results and evaluations are requests to
+the server (an evaluation is a job that is polled).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import atexit
 import functools
 import logging
 import os
+import threading
 import time
 import uuid
 import warnings
@@ -36,7 +39,9 @@ logger = logging.getLogger(__name__)
 
 ENV_UPLOAD_TIMEOUT = "MLD_UPLOAD_TIMEOUT"
 ENV_EVALUATION_TIMEOUT = "MLD_EVALUATION_TIMEOUT"
-REGISTER_TIMEOUT = 10.0
+REGISTER_TIMEOUT = 1.0
+"""Seconds a new tracer waits for the server to accept its version (a refused key or a model name taken
+by another task fails at once); without an answer by then the registration is spooled like a part."""
 READ_RETRY_WINDOW = 30.0  # seconds a read or a job submission is retried while the server is unavailable
 
 
@@ -65,7 +70,7 @@ class RemoteStore(TraceStore):
     Args:
         endpoint, api_key: the server (``MLD_API_ENDPOINT``) and the key (``MLD_API_KEY``).
         home: ``MLD_HOME``; the spool is ``<home>/spool/<endpoint id>``.
-        upload_timeout: seconds ``commit_parts`` (``wait_for_save``) waits for the upload.
+        upload_timeout: seconds ``wait_for_uploads`` (``tracer.wait_for_save``) waits for the uploads.
         evaluation_timeout: seconds ``submit_evaluation`` waits for the server's evaluation job.
         request_timeout: seconds for one HTTP request.
         backoff: the retry policy of uploads and reads.
@@ -91,6 +96,8 @@ class RemoteStore(TraceStore):
         self._uploader = Uploader(self._client, self.spool, backoff=self._backoff)
         self.upload_timeout = upload_timeout
         self.evaluation_timeout = evaluation_timeout
+        self._commits: list[tuple[Task, list[PartInfo]]] = []
+        self._commits_lock = threading.Lock()
         self._exit_hook = functools.partial(_report_pending, weakref.ref(self))
         atexit.register(self._exit_hook)
 
@@ -109,7 +116,7 @@ class RemoteStore(TraceStore):
         return f"RemoteStore({self.endpoint!r})"
 
     def register_version(self, model_name: str, version_name: str, task: str) -> None:
-        """Register on the server now if it answers; else spool the registration and go on."""
+        """Register on the server if it answers within REGISTER_TIMEOUT; else spool the registration and go on."""
         try:
             path = self.spool.add_registration(model_name, version_name, task)
         except OSError as exc:
@@ -140,29 +147,41 @@ class RemoteStore(TraceStore):
         return spooled.info
 
     def commit_parts(self, parts: list[PartInfo]) -> None:
-        """Commit on the server once the parts are uploaded; warn (never raise) after ``upload_timeout``."""
+        """Spool the commit and queue it after the parts' uploads; never waits (see ``wait_for_uploads``)."""
         if not parts:
             return
         try:
             manifest = self.spool.add_commit(parts)
         except OSError as exc:
             raise StoreError(f"cannot record a commit in the spool {self.spool.root}: {exc}") from exc
-        task = self._uploader.commit(manifest)
-        if not task.done.wait(self.upload_timeout):
-            warnings.warn(self._not_committed_message(parts), stacklevel=2)
-        elif task.error is not None:
-            warnings.warn(f"ml-debugger: the server refused to commit {_describe(parts)}: {task.error}", stacklevel=2)
+        with self._commits_lock:
+            self._commits.append((self._uploader.commit(manifest), list(parts)))
 
-    def _not_committed_message(self, parts: list[PartInfo]) -> str:
+    def wait_for_uploads(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued is uploaded and committed, at most ``timeout`` (default ``upload_timeout``)
+        seconds; warn (never raise) with what is still spooled, and about commits the server refused."""
+        timeout = self.upload_timeout if timeout is None else timeout
+        drained = self._uploader.drain(timeout)
+        if not drained:
+            warnings.warn(self._not_committed_message(timeout), stacklevel=3)
+        with self._commits_lock:
+            refused = [(task, parts) for task, parts in self._commits if task.done.is_set() and task.error]
+            self._commits = [(task, parts) for task, parts in self._commits if not task.done.is_set()]
+        for task, parts in refused:
+            warnings.warn(f"ml-debugger: the server refused to commit {_describe(parts)}: {task.error}", stacklevel=3)
+        return drained and not refused
+
+    def _not_committed_message(self, timeout: float) -> str:
         pending = self._uploader.pending()
         files = [t.part for t in pending if t.part is not None]
         size = sum(p.info.bytes for p in files) / 1e6
-        commits = sum(1 for t in pending if t.kind == "commit")
+        waiting = [p for t in pending if t.manifest is not None for p in t.manifest.parts]
+        what = f"{_describe(waiting)} is not yet committed" if waiting else "the uploads are not finished"
         return (
-            f"ml-debugger: {_describe(parts)} is not yet committed on {self.endpoint} after "
-            f"{self.upload_timeout:g} s (last error: {self._uploader.last_error}); {len(files)} part files "
-            f"({size:.1f} MB) and {commits} commits wait in the spool {self.spool.root}. Uploads go on in the "
-            "background while this process runs; if it ends first, run `mldebugger sync` to send them."
+            f"ml-debugger: {what} on {self.endpoint} after {timeout:g} s (MLD_UPLOAD_TIMEOUT; last error: "
+            f"{self._uploader.last_error}); {len(files)} part files ({size:.1f} MB) and "
+            f"{sum(1 for t in pending if t.kind == 'commit')} commits wait in the spool {self.spool.root}. Uploads go "
+            "on in the background while this process runs; if it ends first, run `mldebugger sync` to send them."
         )
 
     def pending_uploads(self) -> list[Task]:
