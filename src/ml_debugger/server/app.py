@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 
 from ml_debugger._version import __version__
-from ml_debugger.server import routes_compare, routes_results, routes_traces
+from ml_debugger.server import routes_catalog, routes_compare, routes_results, routes_traces
 from ml_debugger.server.config import ServerConfig
 from ml_debugger.server.context import ServerContext, require_key
 from ml_debugger.server.errors import install_error_handlers
@@ -57,4 +57,5 @@ def build_app(config: ServerConfig) -> FastAPI:
     app.include_router(routes_traces.router, prefix=API_PREFIX, dependencies=secured, tags=["traces"])
     app.include_router(routes_results.router, prefix=API_PREFIX, dependencies=secured, tags=["results"])
     app.include_router(routes_compare.router, prefix=API_PREFIX, dependencies=secured, tags=["results"])
+    app.include_router(routes_catalog.router, prefix=API_PREFIX, dependencies=secured, tags=["models"])
     return app

@@ -17,8 +17,11 @@ class ServerConfig:
         database_url: a ``postgresql://`` URL to keep the catalog (and API keys, jobs) in
             PostgreSQL instead of ``<home>/catalog.sqlite``.
         max_part_bytes: the largest part file upload accepted (larger ones get 413).
+        local_only: no API keys: every request from a loopback address is let in and every
+            other one refused (``mldebugger ui``: the dashboard on the embedded store).
     """
 
     home: Path
     database_url: str | None = None
     max_part_bytes: int = DEFAULT_MAX_PART_BYTES
+    local_only: bool = False
