@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 
 from ml_debugger._version import __version__
-from ml_debugger.server import routes_catalog, routes_compare, routes_results, routes_traces
+from ml_debugger.server import dashboard, routes_catalog, routes_compare, routes_results, routes_traces
 from ml_debugger.server.config import ServerConfig
 from ml_debugger.server.context import ServerContext, require_key
 from ml_debugger.server.errors import install_error_handlers
@@ -58,4 +58,5 @@ def build_app(config: ServerConfig) -> FastAPI:
     app.include_router(routes_results.router, prefix=API_PREFIX, dependencies=secured, tags=["results"])
     app.include_router(routes_compare.router, prefix=API_PREFIX, dependencies=secured, tags=["results"])
     app.include_router(routes_catalog.router, prefix=API_PREFIX, dependencies=secured, tags=["models"])
+    dashboard.install(app)
     return app

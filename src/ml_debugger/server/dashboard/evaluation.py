@@ -1,0 +1,188 @@
+"""Page data of the Evaluation page: one result at one dataset and epoch.
+
+Everything comes from the result's tables, so any task's metrics, categories, codes, heatmaps
+and clusters show without code of its own: metrics are the ``metrics`` table's columns, the
+categories its ``categories`` table's ``*_ratio`` columns, heatmaps every ``heatmap_*`` table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pyarrow.dataset as ds
+
+from ml_debugger.evaluator.result import Result
+from ml_debugger.exceptions import NoDataError
+from ml_debugger.server.dashboard import figures
+from ml_debugger.server.dashboard.results import PREVIEWS, SAMPLES, ResultReader, ResultRef
+from ml_debugger.server.dashboard.samples import (
+    SamplePage,
+    class_column,
+    prediction_column,
+    query_from_params,
+    query_samples,
+)
+
+PREFERRED_DATASETS = ("val", "valid", "validation", "test", "eval")
+REPRESENTATIVES = "representative_input_ids"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The dataset and epoch a page shows, and the choices."""
+
+    dataset: str
+    epoch: int
+    datasets: list[str]
+    epochs: list[int]
+
+
+def _frame(result: Result, name: str) -> pd.DataFrame:
+    return result.tables.get(name, pd.DataFrame())
+
+
+def select(result: Result, dataset: str | None, epoch: int | None) -> Selection:
+    """The dataset (default: a validation-like one, else the first) and epoch (default: its latest)."""
+    metrics = _frame(result, "metrics")
+    datasets = [str(d) for d in result.meta.get("datasets", [])] or sorted(metrics["dataset"].unique())
+    if not datasets:
+        raise NoDataError(f"result {result.name!r} has no datasets")
+    if dataset is None:
+        dataset = next((d for d in PREFERRED_DATASETS if d in datasets), datasets[0])
+    elif dataset not in datasets:
+        raise NoDataError(f"result {result.name!r} has no dataset {dataset!r}; it has {datasets}")
+    epochs = sorted(int(e) for e in metrics.loc[metrics["dataset"] == dataset, "epoch"]) or result.epochs
+    if epoch is None:
+        epoch = epochs[-1]
+    elif epoch not in epochs:
+        raise NoDataError(f"result {result.name!r} has no epoch {epoch} for {dataset!r}; it has {epochs}")
+    return Selection(dataset=dataset, epoch=epoch, datasets=datasets, epochs=epochs)
+
+
+def _at(frame: pd.DataFrame, selection: Selection, *, dataset: bool = True) -> pd.DataFrame:
+    """The rows of ``frame`` at the selected epoch (and dataset), where it has those columns."""
+    mask = pd.Series(True, index=frame.index)
+    if "epoch" in frame.columns:
+        mask &= frame["epoch"] == selection.epoch
+    if dataset and "dataset" in frame.columns:
+        mask &= frame["dataset"] == selection.dataset
+    return frame[mask]
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts of plain Python values (NaN as None, arrays as lists)."""
+    rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    return [{k: v.tolist() if hasattr(v, "tolist") else v for k, v in row.items()} for row in rows]
+
+
+def category_rows(result: Result, selection: Selection) -> list[dict[str, Any]]:
+    row = _at(_frame(result, "categories"), selection)
+    if row.empty:
+        return []
+    return [
+        {"name": c.removesuffix("_ratio"), "share": float(row[c].iloc[0]),
+         "color": figures.CATEGORY_COLORS.get(c.removesuffix("_ratio"), "#90a4ae")}
+        for c in row.columns if c.endswith("_ratio")
+    ]
+
+
+def code_groups(result: Result, selection: Selection, categories: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The selection's error codes grouped by category (categories in their order), most frequent first."""
+    issues = _at(_frame(result, "issues"), selection)
+    if issues.empty:
+        return []
+    shares = {c["name"]: c["share"] for c in categories}
+    order = list(shares) + sorted(set(issues["category"]) - set(shares))
+    groups = []
+    for name in order:
+        codes = issues[issues["category"] == name].sort_values(["count", "code"], ascending=[False, True])
+        if not codes.empty:
+            groups.append({"category": name, "share": shares.get(name), "codes": records(codes),
+                           "color": figures.CATEGORY_COLORS.get(name, "#90a4ae")})
+    return groups
+
+
+def top_codes(result: Result, selection: Selection, limit: int = 5) -> list[dict[str, Any]]:
+    issues = _at(_frame(result, "issues"), selection)
+    return [] if issues.empty else records(issues.sort_values("count", ascending=False).head(limit))
+
+
+def heatmap_filters(result_samples: ds.Dataset) -> dict[str, str]:
+    """Heatmap axis column -> the sample-table filter a click on that axis sets."""
+    schema = result_samples.schema
+    filters = {"dataset": "dataset", "epoch": "epoch", "category": "category", "code": "code"}
+    for column, name in ((class_column(schema), "label"), (prediction_column(schema), "prediction")):
+        if column is not None:
+            filters[column] = name
+    return filters
+
+
+def heatmaps(result: Result, selection: Selection, filters: dict[str, str]) -> list[dict[str, Any]]:
+    panels = []
+    for name in result.heatmap_names():
+        table = result.get_heatmap(name)
+        rows, columns = figures.heatmap_axes(table)
+        title = f"{rows} × {columns}"
+        figure = figures.heatmap_figure(
+            table, title, dataset=selection.dataset, epoch=selection.epoch, filters=filters
+        )
+        panels.append({"name": name, "title": title, "figure": figure})
+    return panels
+
+
+def hotspot_rows(result: Result, selection: Selection) -> tuple[list[str], list[dict[str, Any]]]:
+    """The selection's clusters (every column of the table but dataset and epoch)."""
+    clusters = _at(_frame(result, "hotspots"), selection)
+    columns = [c for c in clusters.columns if c not in ("dataset", "epoch", REPRESENTATIVES)]
+    return columns, records(clusters)
+
+
+@dataclass
+class EvaluationView:
+    ref: ResultRef
+    result: Result
+    selection: Selection
+    metric_columns: list[str]
+    metrics: list[dict[str, Any]]
+    categories: list[dict[str, Any]]
+    code_groups: list[dict[str, Any]]
+    top_codes: list[dict[str, Any]]
+    heatmaps: list[dict[str, Any]]
+    hotspot_columns: list[str]
+    hotspots: list[dict[str, Any]]
+    samples: SamplePage
+    previews: bool
+
+
+def has_previews(reader: ResultReader, ref: ResultRef) -> bool:
+    """The result stores image previews (a ``previews`` table, or a ``preview`` column in ``samples``)."""
+    if reader.has_table(ref, PREVIEWS):
+        return True
+    return "preview" in ds.dataset(reader.table_path(ref, SAMPLES), format="parquet").schema.names
+
+
+def evaluation_view(
+    reader: ResultReader, ref: ResultRef, dataset: str | None, epoch: int | None, params: Mapping[str, str]
+) -> EvaluationView:
+    """The page's data; ``params`` are the sample table's URL parameters (by default it shows the
+    selected dataset and epoch)."""
+    result = reader.result(ref)
+    selection = select(result, dataset, epoch)
+    samples_path = reader.table_path(ref, SAMPLES)
+    query = query_from_params(params, dataset=selection.dataset, epoch=selection.epoch)
+    categories = category_rows(result, selection)
+    metrics = _at(_frame(result, "metrics"), selection, dataset=False).drop(columns="epoch", errors="ignore")
+    hotspot_columns, hotspots = hotspot_rows(result, selection)
+    return EvaluationView(
+        ref=ref, result=result, selection=selection,
+        metric_columns=list(metrics.columns), metrics=records(metrics),
+        categories=categories, code_groups=code_groups(result, selection, categories),
+        top_codes=top_codes(result, selection),
+        heatmaps=heatmaps(result, selection, heatmap_filters(ds.dataset(samples_path, format="parquet"))),
+        hotspot_columns=hotspot_columns, hotspots=hotspots, samples=query_samples(samples_path, query),
+        previews=has_previews(reader, ref),
+    )
+

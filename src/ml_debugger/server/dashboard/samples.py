@@ -1,0 +1,266 @@
+"""The sample table of a result, filtered, sorted and paged on the server from its Parquet file.
+
+Only the columns a request needs are read (never a preview column); scalar filters are pushed
+down to pyarrow, the error-code filter is a list-membership mask, and a page is the slice of
+the sort order. The same query streams the whole filtered table as CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from ml_debugger.exceptions import ConfigurationError
+
+CODES = "error_codes"
+CLUSTER = "hotspot_cluster"
+CLASS_COLUMNS = ("label", "gt_label", "gt_class", "class_id")
+"""The class filter matches the first of these the table has."""
+PREDICTION_COLUMNS = ("prediction", "pred_label", "pred_class")
+LEADING = ("input_id", "dataset", "epoch")
+"""Columns shown first, then the class columns, ``category``, the codes and the cluster."""
+SIGNALS = ("confidence", "margin", "loss", "error_proba", "label_quality", "knn_error_rate")
+"""Preferred signal columns of the default view (a table without them shows its first others)."""
+HIDDEN = ("input_hash", "global_step", "preview")
+DEFAULT_WIDTH = 12
+PAGE_SIZES = (25, 50, 100, 200)
+CSV_BATCH = 20_000
+
+
+@dataclass(frozen=True)
+class SampleQuery:
+    """Filters (None: any), sort column, direction and page of the sample table."""
+
+    dataset: str | None = None
+    epoch: int | None = None
+    category: str | None = None
+    code: str | None = None
+    label: str | None = None
+    prediction: str | None = None
+    cluster: int | None = None
+    sort: str | None = None
+    descending: bool = False
+    page: int = 1
+    page_size: int = 50
+    all_columns: bool = False
+
+    def params(self, **changes: Any) -> dict[str, Any]:
+        """The query as URL parameters (with ``changes``), leaving out the defaults."""
+        query = replace(self, **changes)
+        values = {
+            "dataset": query.dataset, "epoch": query.epoch, "category": query.category, "code": query.code,
+            "label": query.label, "prediction": query.prediction, "cluster": query.cluster, "sort": query.sort,
+            "desc": int(query.descending) or None, "page": query.page if query.page != 1 else None,
+            "page_size": query.page_size if query.page_size != 50 else None,
+            "all_columns": int(query.all_columns) or None,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+
+def _integer(params: Mapping[str, str], name: str) -> int | None:
+    text = params.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer; got {text!r}") from None
+
+
+def query_from_params(params: Mapping[str, str], **defaults: Any) -> SampleQuery:
+    """A query from URL parameters (empty values mean "any"); ``defaults`` fill the missing ones."""
+    texts = {k: params.get(k, "").strip() or None for k in ("dataset", "category", "code", "label", "prediction", "sort")}
+    page_size = _integer(params, "page_size") or 50
+    if page_size not in PAGE_SIZES:
+        raise ConfigurationError(f"page_size must be one of {PAGE_SIZES}; got {page_size}")
+    values = {
+        **texts, "epoch": _integer(params, "epoch"), "cluster": _integer(params, "cluster"),
+        "descending": params.get("desc", "") in ("1", "true", "on"), "page": max(1, _integer(params, "page") or 1),
+        "page_size": page_size, "all_columns": params.get("all_columns", "") in ("1", "true", "on"),
+    }
+    given = {k: v for k, v in values.items() if k not in defaults or k in params}
+    return SampleQuery(**{**defaults, **given})
+
+
+@dataclass(frozen=True)
+class SamplePage:
+    """One page of the filtered, sorted table."""
+
+    query: SampleQuery
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    total: int
+    pages: int
+    sortable: list[str] = field(default_factory=list)
+
+
+def _first_present(names: tuple[str, ...], schema: pa.Schema) -> str | None:
+    return next((n for n in names if n in schema.names), None)
+
+
+def class_column(schema: pa.Schema) -> str | None:
+    return _first_present(CLASS_COLUMNS, schema)
+
+
+def prediction_column(schema: pa.Schema) -> str | None:
+    return _first_present(PREDICTION_COLUMNS, schema)
+
+
+def _is_binary(type_: pa.DataType) -> bool:
+    return pa.types.is_binary(type_) or pa.types.is_large_binary(type_)
+
+
+def _is_shown(field_: pa.Field) -> bool:
+    """Scalars and lists (joined in the table), but no binary column (previews)."""
+    if field_.name in HIDDEN or _is_binary(field_.type):
+        return False
+    return not pa.types.is_nested(field_.type) or pa.types.is_list(field_.type)
+
+
+def display_columns(schema: pa.Schema, all_columns: bool = False) -> list[str]:
+    """The columns the table shows: identity, classes, category, codes, cluster, then signals."""
+    shown = [f.name for f in schema if _is_shown(f)]
+    head = [c for c in (*LEADING, class_column(schema), prediction_column(schema), "category", CODES, CLUSTER)
+            if c in shown]
+    rest = [c for c in shown if c not in head]
+    if all_columns:
+        return head + rest
+    signals = [c for c in SIGNALS if c in rest] or rest
+    return head + signals[: max(0, DEFAULT_WIDTH - len(head))]
+
+
+def _value(schema: pa.Schema, column: str, text: str | int) -> pa.Scalar:
+    """``text`` as a scalar of the column's type (a ConfigurationError if it cannot be)."""
+    type_ = schema.field(column).type
+    if pa.types.is_dictionary(type_):
+        type_ = type_.value_type
+    try:
+        return pa.array([str(text)]).cast(type_)[0]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ConfigurationError(f"cannot filter {column} by {text!r}: {exc}") from exc
+
+
+def _filter(schema: pa.Schema, query: SampleQuery) -> ds.Expression | None:
+    wanted = [
+        ("dataset", query.dataset), ("epoch", query.epoch), ("category", query.category),
+        (class_column(schema), query.label), (prediction_column(schema), query.prediction), (CLUSTER, query.cluster),
+    ]
+    expression = None
+    for column, value in wanted:
+        if value is None:
+            continue
+        if column is None or column not in schema.names:
+            raise ConfigurationError(f"this result's samples cannot be filtered by that; columns: {schema.names}")
+        term = ds.field(column) == _value(schema, column, value)
+        expression = term if expression is None else expression & term
+    return expression
+
+
+def _code_mask(codes: pa.ChunkedArray, code: str) -> np.ndarray:
+    array = codes.combine_chunks()
+    hits = pc.equal(pc.list_flatten(array), code).to_numpy(zero_copy_only=False)
+    mask = np.zeros(len(array), dtype=bool)
+    mask[pc.list_parent_indices(array).to_numpy()[hits]] = True
+    return mask
+
+
+def _select(path: Path, query: SampleQuery, columns: list[str]) -> pa.Table:
+    """The filtered rows of ``columns`` (plus what the filters and the sort need), sorted."""
+    dataset = ds.dataset(path, format="parquet")
+    schema = dataset.schema
+    if query.sort is not None and query.sort not in sortable_columns(schema):
+        raise ConfigurationError(f"cannot sort by {query.sort!r}; sortable columns: {sortable_columns(schema)}")
+    needed = list(dict.fromkeys([*columns, *([query.sort] if query.sort else []), *([CODES] if query.code else [])]))
+    table = dataset.to_table(columns=needed, filter=_filter(schema, query))
+    if query.code is not None:
+        if CODES not in schema.names:
+            raise ConfigurationError(f"this result's samples have no {CODES} column")
+        table = table.filter(pa.array(_code_mask(table.column(CODES), query.code)))
+    if query.sort is not None:
+        order = "descending" if query.descending else "ascending"
+        table = table.take(pc.sort_indices(table, sort_keys=[(query.sort, order)]))  # nulls last
+    return table
+
+
+def sortable_columns(schema: pa.Schema) -> list[str]:
+    return [f.name for f in schema if not pa.types.is_nested(f.type) and not _is_binary(f.type)]
+
+
+def query_samples(path: Path, query: SampleQuery) -> SamplePage:
+    """One page of the sample table at ``path`` (the page number is clamped to the last page)."""
+    schema = ds.dataset(path, format="parquet").schema
+    columns = display_columns(schema, query.all_columns)
+    table = _select(path, query, columns)
+    pages = max(1, -(-table.num_rows // query.page_size))
+    page = min(max(1, query.page), pages)
+    rows = table.slice((page - 1) * query.page_size, query.page_size).select(columns).to_pylist()
+    return SamplePage(
+        query=replace(query, page=page), columns=columns, rows=rows, total=table.num_rows, pages=pages,
+        sortable=[c for c in columns if c in sortable_columns(schema)],
+    )
+
+
+def _csv_text(value: Any) -> Any:
+    return ";".join(str(v) for v in value) if isinstance(value, list) else value
+
+
+def export_csv(path: Path, query: SampleQuery) -> Iterator[bytes]:
+    """Every filtered row (all shown columns, lists joined with ';'), in the query's order, as CSV."""
+    schema = ds.dataset(path, format="parquet").schema
+    columns = display_columns(schema, all_columns=True)
+    table = _select(path, query, columns).select(columns)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for batch in table.to_batches(max_chunksize=CSV_BATCH):
+        for row in zip(*(batch.column(c).to_pylist() for c in columns), strict=True):
+            writer.writerow([_csv_text(v) for v in row])
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue().encode()
+
+
+@dataclass(frozen=True)
+class Facets:
+    """The values each filter can take (for the filter form's options)."""
+
+    datasets: list[str]
+    epochs: list[int]
+    categories: list[str]
+    codes: list[str]
+    labels: list[Any]
+    predictions: list[Any]
+    clusters: list[int]
+
+
+def facets(path: Path) -> Facets:
+    """Distinct values of the filter columns (reads only those columns)."""
+    dataset = ds.dataset(path, format="parquet")
+    schema = dataset.schema
+    label, prediction = class_column(schema), prediction_column(schema)
+    wanted = [c for c in ("dataset", "epoch", "category", CODES, label, prediction, CLUSTER) if c in schema.names]
+    table = dataset.to_table(columns=wanted)
+
+    def distinct(column: str | None) -> list[Any]:
+        if column is None or column not in table.column_names:
+            return []
+        array = table.column(column)
+        if column == CODES:
+            array = pc.list_flatten(array.combine_chunks())
+        return sorted(v for v in pc.unique(array).to_pylist() if v is not None)
+
+    return Facets(
+        datasets=distinct("dataset"), epochs=distinct("epoch"), categories=distinct("category"),
+        codes=distinct(CODES), labels=distinct(label), predictions=distinct(prediction), clusters=distinct(CLUSTER),
+    )
