@@ -110,10 +110,8 @@ def compare_view(reader: ResultReader, refs: list[ResultRef], dataset: str | Non
             "ref": ref, "fixed_count": len(fixed), "broken_count": len(broken),
             "fixed": records(fixed.head(MAX_LISTED_UNITS)), "broken": records(broken.head(MAX_LISTED_UNITS)),
             "unit_columns": [c for c in fixed.columns if c != "dataset"],
-            "transitions": figures.heatmap_figure(
-                transitions, f"category in {refs[0].result} (rows) → in {ref.result} (columns)",
-                dataset=dataset, epoch=None, filters={},
-            ) if not transitions.empty else None,
+            "transitions": figures.heatmap_figure(transitions, dataset=dataset, epoch=None, filters={})
+            if not transitions.empty else None,
         })
     return CompareView(
         refs=refs, dataset=dataset, datasets=datasets,

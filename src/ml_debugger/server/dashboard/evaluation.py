@@ -27,6 +27,8 @@ from ml_debugger.server.dashboard.samples import (
 )
 
 PREFERRED_DATASETS = ("val", "valid", "validation", "test", "eval")
+CODE_FIELDS = ("code", "name", "count", "ratio", "description", "recommended_action", "affected_classes")
+"""What the page shows of an issue; a task's issues table may leave the last five out."""
 REPRESENTATIVES = "representative_input_ids"
 
 
@@ -89,9 +91,14 @@ def category_rows(result: Result, selection: Selection) -> list[dict[str, Any]]:
     ]
 
 
+def _issues(result: Result, selection: Selection) -> pd.DataFrame:
+    issues = _at(_frame(result, "issues"), selection)
+    return issues.assign(**{c: None for c in CODE_FIELDS if c not in issues.columns})
+
+
 def code_groups(result: Result, selection: Selection, categories: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The selection's error codes grouped by category (categories in their order), most frequent first."""
-    issues = _at(_frame(result, "issues"), selection)
+    issues = _issues(result, selection)
     if issues.empty:
         return []
     shares = {c["name"]: c["share"] for c in categories}
@@ -106,7 +113,7 @@ def code_groups(result: Result, selection: Selection, categories: list[dict[str,
 
 
 def top_codes(result: Result, selection: Selection, limit: int = 5) -> list[dict[str, Any]]:
-    issues = _at(_frame(result, "issues"), selection)
+    issues = _issues(result, selection)
     return [] if issues.empty else records(issues.sort_values("count", ascending=False).head(limit))
 
 
@@ -126,9 +133,7 @@ def heatmaps(result: Result, selection: Selection, filters: dict[str, str]) -> l
         table = result.get_heatmap(name)
         rows, columns = figures.heatmap_axes(table)
         title = f"{rows} × {columns}"
-        figure = figures.heatmap_figure(
-            table, title, dataset=selection.dataset, epoch=selection.epoch, filters=filters
-        )
+        figure = figures.heatmap_figure(table, dataset=selection.dataset, epoch=selection.epoch, filters=filters)
         panels.append({"name": name, "title": title, "figure": figure})
     return panels
 

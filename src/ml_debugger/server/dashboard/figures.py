@@ -48,7 +48,7 @@ def _tick_angle(labels: pd.Index) -> int:
 
 
 def heatmap_figure(
-    table: pd.DataFrame, title: str, *, dataset: str | None, epoch: int | None, filters: dict[str, str]
+    table: pd.DataFrame, *, dataset: str | None, epoch: int | None, filters: dict[str, str]
 ) -> Figure | None:
     """A count heatmap of one tidy table for ``dataset`` / ``epoch`` (where they are not axes).
 
@@ -76,7 +76,7 @@ def heatmap_figure(
     )
     height = min(720, max(280, 90 + 24 * len(matrix.index)))
     layout = _layout(
-        title={"text": title, "font": {"size": 14}}, height=height,
+        height=height, margin={"l": 60, "r": 20, "t": 10, "b": 50},
         xaxis={"type": "category", "title": {"text": columns}, "tickangle": _tick_angle(matrix.columns)},
         yaxis={"type": "category", "title": {"text": rows}, "autorange": "reversed"},
         meta={"filters": {"y": filters.get(rows), "x": filters.get(columns)}},
