@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml_debugger.exceptions import ConfigurationError
+from ml_debugger.server.dashboard.sample_source import SampleSource
 from ml_debugger.server.dashboard.samples import (
     SampleQuery,
     display_columns,
@@ -46,11 +47,19 @@ def samples_table(rows: int, seed: int = 0) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     frame = samples_table(100_000)
     path = tmp_path_factory.mktemp("samples") / "samples.parquet"
     pq.write_table(pa.Table.from_pandas(frame), path)
     return path, frame
+
+
+@pytest.fixture(scope="module", params=["in memory", "read per request"])
+def big(request: pytest.FixtureRequest, big_file: tuple[Path, pd.DataFrame]) -> tuple[SampleSource, pd.DataFrame]:
+    """The 100k-row table, kept in memory and (with a zero budget) read from disk for every request."""
+    source = SampleSource(big_file[0], max_bytes=0 if request.param == "read per request" else 2**30)
+    assert source.cached == (request.param == "in memory")
+    return source, big_file[1]
 
 
 def expected(frame: pd.DataFrame, query: SampleQuery) -> pd.DataFrame:
@@ -73,9 +82,9 @@ def expected(frame: pd.DataFrame, query: SampleQuery) -> pd.DataFrame:
     SampleQuery(label="7", cluster=3, sort="input_id"),
     SampleQuery(dataset="train", code="CLS999"),
 ])
-def test_a_page_is_the_slice_pandas_would_give(big: tuple[Path, pd.DataFrame], query: SampleQuery) -> None:
-    path, frame = big
-    page = query_samples(path, query)
+def test_a_page_is_the_slice_pandas_would_give(big: tuple[SampleSource, pd.DataFrame], query: SampleQuery) -> None:
+    source, frame = big
+    page = query_samples(source, query)
     reference = expected(frame, query)
     start = (page.query.page - 1) * query.page_size
     assert page.total == len(reference)
@@ -83,13 +92,13 @@ def test_a_page_is_the_slice_pandas_would_give(big: tuple[Path, pd.DataFrame], q
     assert [row["input_id"] for row in page.rows] == reference["input_id"].iloc[start:start + query.page_size].tolist()
 
 
-def test_pages_past_the_end_show_the_last_one(big: tuple[Path, pd.DataFrame]) -> None:
+def test_pages_past_the_end_show_the_last_one(big: tuple[SampleSource, pd.DataFrame]) -> None:
     page = query_samples(big[0], SampleQuery(dataset="val", epoch=0, page=10**6))
     assert page.query.page == page.pages and page.rows
 
 
-def test_the_default_view_shows_identity_classes_codes_and_a_few_signals(big: tuple[Path, pd.DataFrame]) -> None:
-    schema = pq.read_schema(big[0])
+def test_the_default_view_shows_identity_classes_codes_and_a_few_signals(big: tuple[SampleSource, pd.DataFrame]) -> None:
+    schema = big[0].schema
     assert display_columns(schema) == [
         "input_id", "dataset", "epoch", "label", "prediction", "category", "error_codes", "hotspot_cluster",
         "confidence", "loss",
@@ -97,22 +106,22 @@ def test_the_default_view_shows_identity_classes_codes_and_a_few_signals(big: tu
     assert "input_hash" not in display_columns(schema, all_columns=True)
 
 
-def test_csv_export_has_every_filtered_row_in_order(big: tuple[Path, pd.DataFrame]) -> None:
-    path, frame = big
+def test_csv_export_has_every_filtered_row_in_order(big: tuple[SampleSource, pd.DataFrame]) -> None:
+    source, frame = big
     query = SampleQuery(dataset="val", code="CLS001", sort="loss", descending=True)
-    exported = pd.read_csv(io.BytesIO(b"".join(export_csv(path, query))), keep_default_na=False)
+    exported = pd.read_csv(io.BytesIO(b"".join(export_csv(source, query))), keep_default_na=False)
     reference = expected(frame, query)
     assert exported["input_id"].tolist() == reference["input_id"].tolist()
     assert exported["error_codes"].tolist() == [";".join(c) for c in reference["error_codes"]]
 
 
-def test_facets_list_each_filter_value(big: tuple[Path, pd.DataFrame]) -> None:
+def test_facets_list_each_filter_value(big: tuple[SampleSource, pd.DataFrame]) -> None:
     found = facets(big[0])
     assert found.datasets == ["train", "val"] and found.epochs == [0, 1, 2]
     assert found.codes == CODES and found.labels == list(range(10)) and found.clusters == [0, 1, 2, 3, 4]
 
 
-def test_url_parameters(big: tuple[Path, pd.DataFrame]) -> None:
+def test_url_parameters(big: tuple[SampleSource, pd.DataFrame]) -> None:
     query = query_from_params({"dataset": "", "epoch": "2", "code": "CLS001", "desc": "1", "page": "0"}, dataset="val")
     assert query == SampleQuery(dataset=None, epoch=2, code="CLS001", descending=True, page=1)
     assert query_from_params({}, dataset="val", epoch=1) == SampleQuery(dataset="val", epoch=1)

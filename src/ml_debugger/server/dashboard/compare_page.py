@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-import pyarrow.dataset as ds
 
 from ml_debugger.evaluator.result import Result
 from ml_debugger.exceptions import ConfigurationError
@@ -34,10 +33,10 @@ def direction(metric: str) -> int:
 
 def with_samples(reader: ResultReader, ref: ResultRef) -> Result:
     """The result with the sample columns a comparison needs."""
-    path = reader.table_path(ref, SAMPLES)
-    schema = ds.dataset(path, format="parquet").schema
+    source = reader.samples(ref)
+    schema = source.schema
     wanted = [c for c in (*UNIT_COLUMNS, class_column(schema), prediction_column(schema)) if c and c in schema.names]
-    samples = ds.dataset(path, format="parquet").to_table(columns=wanted).to_pandas()
+    samples = source.read(list(dict.fromkeys(wanted))).to_pandas()
     result = reader.result(ref)
     return Result(result.meta, {**result.tables, SAMPLES: samples})
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-import pyarrow.dataset as ds
+import pyarrow as pa
 
 from ml_debugger.evaluator.result import Result
 from ml_debugger.exceptions import NoDataError
 from ml_debugger.server.dashboard import figures
-from ml_debugger.server.dashboard.results import PREVIEWS, SAMPLES, ResultReader, ResultRef
+from ml_debugger.server.dashboard.results import PREVIEWS, ResultReader, ResultRef
 from ml_debugger.server.dashboard.samples import (
     SamplePage,
     class_column,
@@ -117,9 +117,8 @@ def top_codes(result: Result, selection: Selection, limit: int = 5) -> list[dict
     return [] if issues.empty else records(issues.sort_values("count", ascending=False).head(limit))
 
 
-def heatmap_filters(result_samples: ds.Dataset) -> dict[str, str]:
+def heatmap_filters(schema: pa.Schema) -> dict[str, str]:
     """Heatmap axis column -> the sample-table filter a click on that axis sets."""
-    schema = result_samples.schema
     filters = {"dataset": "dataset", "epoch": "epoch", "category": "category", "code": "code"}
     for column, name in ((class_column(schema), "label"), (prediction_column(schema), "prediction")):
         if column is not None:
@@ -164,9 +163,7 @@ class EvaluationView:
 
 def has_previews(reader: ResultReader, ref: ResultRef) -> bool:
     """The result stores image previews (a ``previews`` table, or a ``preview`` column in ``samples``)."""
-    if reader.has_table(ref, PREVIEWS):
-        return True
-    return "preview" in ds.dataset(reader.table_path(ref, SAMPLES), format="parquet").schema.names
+    return reader.has_table(ref, PREVIEWS) or "preview" in reader.samples(ref).schema.names
 
 
 def evaluation_view(
@@ -176,7 +173,7 @@ def evaluation_view(
     selected dataset and epoch)."""
     result = reader.result(ref)
     selection = select(result, dataset, epoch)
-    samples_path = reader.table_path(ref, SAMPLES)
+    samples = reader.samples(ref)
     query = query_from_params(params, dataset=selection.dataset, epoch=selection.epoch)
     categories = category_rows(result, selection)
     metrics = _at(_frame(result, "metrics"), selection, dataset=False).drop(columns="epoch", errors="ignore")
@@ -186,8 +183,8 @@ def evaluation_view(
         metric_columns=list(metrics.columns), metrics=records(metrics),
         categories=categories, code_groups=code_groups(result, selection, categories),
         top_codes=top_codes(result, selection),
-        heatmaps=heatmaps(result, selection, heatmap_filters(ds.dataset(samples_path, format="parquet"))),
-        hotspot_columns=hotspot_columns, hotspots=hotspots, samples=query_samples(samples_path, query),
+        heatmaps=heatmaps(result, selection, heatmap_filters(samples.schema)),
+        hotspot_columns=hotspot_columns, hotspots=hotspots, samples=query_samples(samples, query),
         previews=has_previews(reader, ref),
     )
 

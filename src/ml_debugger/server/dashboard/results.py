@@ -21,12 +21,15 @@ from fastapi import Request
 from ml_debugger.evaluator.result import Result
 from ml_debugger.exceptions import ConfigurationError, NoDataError
 from ml_debugger.names import validate_name
+from ml_debugger.server.dashboard.sample_source import SampleSource
 from ml_debugger.server.dashboard.samples import Facets, facets
 from ml_debugger.store.local import LocalStore
 
 SAMPLES = "samples"
 PREVIEWS = "previews"
 _ON_DISK = (SAMPLES, PREVIEWS)
+SAMPLE_SOURCES = 4
+"""Samples tables kept open (each in memory up to ``sample_source.CACHE_BYTES``)."""
 T = TypeVar("T")
 
 
@@ -84,6 +87,7 @@ class ResultReader:
         self.store = store
         self._results: _Recent[Result] = _Recent(capacity)
         self._facets: _Recent[Facets] = _Recent(capacity)
+        self._samples: _Recent[SampleSource] = _Recent(SAMPLE_SOURCES)
 
     def result(self, ref: ResultRef) -> Result:
         """The result with every table but ``samples`` and ``previews``; NoDataError if unknown."""
@@ -94,9 +98,13 @@ class ResultReader:
         names = self.store.result_tables(ref.model, ref.version, ref.result)
         return Result(meta, {name: self.table(ref, name) for name in names if name not in _ON_DISK})
 
+    def samples(self, ref: ResultRef) -> SampleSource:
+        """The result's samples table (kept in memory while small, for the last few results)."""
+        return self._samples.get(ref, lambda: SampleSource(self.table_path(ref, SAMPLES)))
+
     def facets(self, ref: ResultRef) -> Facets:
         """The filter values of the result's sample table."""
-        return self._facets.get(ref, lambda: facets(self.table_path(ref, SAMPLES)))
+        return self._facets.get(ref, lambda: facets(self.samples(ref)))
 
     def table(self, ref: ResultRef, table: str) -> pd.DataFrame:
         """One table of the result, read now (not cached)."""

@@ -32,7 +32,7 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 def samples(request: Request, model: str, version: str, result: str, results: Reader) -> Response:
     """One page of the sample table, with its filter form (swapped in by htmx)."""
     ref = ResultRef.of(model, version, result)
-    page = query_samples(results.table_path(ref), query_from_params(request.query_params))
+    page = query_samples(results.samples(ref), query_from_params(request.query_params))
     return render(request, "_samples.html", ref=ref, page=page, facets=results.facets(ref),
                   previews=has_previews(results, ref))
 
@@ -42,7 +42,7 @@ def export(request: Request, model: str, version: str, result: str, results: Rea
     """Every row the filters select, in the table's order, as CSV."""
     ref = ResultRef.of(model, version, result)
     query = query_from_params(request.query_params)
-    rows = export_csv(results.table_path(ref), query)
+    rows = export_csv(results.samples(ref), query)
     filename = f"{ref.model}-{ref.version}-{ref.result}-samples.csv"
     return StreamingResponse(
         rows, media_type="text/csv; charset=utf-8",

@@ -1,25 +1,26 @@
-"""The sample table of a result, filtered, sorted and paged on the server from its Parquet file.
+"""The sample table of a result, filtered, sorted and paged on the server.
 
-Only the columns a request needs are read (never a preview column); scalar filters are pushed
-down to pyarrow, the error-code filter is a list-membership mask, and a page is the slice of
-the sort order. The same query streams the whole filtered table as CSV.
+Only the columns a request needs are read (never a preview column, see `sample_source`); the
+scalar filters are one Arrow expression, the error-code filter a list-membership mask, and a page
+is a slice of the sort order, so only the page's rows are gathered. The same query streams the
+whole filtered table as CSV.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import pyarrow.dataset as ds
 
 from ml_debugger.exceptions import ConfigurationError
+from ml_debugger.server.dashboard.sample_source import SampleSource, is_binary
 
 CODES = "error_codes"
 CLUSTER = "hotspot_cluster"
@@ -115,13 +116,9 @@ def prediction_column(schema: pa.Schema) -> str | None:
     return _first_present(PREDICTION_COLUMNS, schema)
 
 
-def _is_binary(type_: pa.DataType) -> bool:
-    return pa.types.is_binary(type_) or pa.types.is_large_binary(type_)
-
-
 def _is_shown(field_: pa.Field) -> bool:
     """Scalars and lists (joined in the table), but no binary column (previews)."""
-    if field_.name in HIDDEN or _is_binary(field_.type):
+    if field_.name in HIDDEN or is_binary(field_.type):
         return False
     return not pa.types.is_nested(field_.type) or pa.types.is_list(field_.type)
 
@@ -173,62 +170,71 @@ def _code_mask(codes: pa.ChunkedArray, code: str) -> np.ndarray:
     return mask
 
 
-def _select(path: Path, query: SampleQuery, columns: list[str]) -> pa.Table:
-    """The filtered rows of ``columns`` (plus what the filters and the sort need), sorted."""
-    dataset = ds.dataset(path, format="parquet")
-    schema = dataset.schema
+def _order(source: SampleSource, query: SampleQuery) -> pa.Array:
+    """The row numbers the query selects, in its order."""
+    schema = source.schema
     if query.sort is not None and query.sort not in sortable_columns(schema):
         raise ConfigurationError(f"cannot sort by {query.sort!r}; sortable columns: {sortable_columns(schema)}")
-    needed = list(dict.fromkeys([*columns, *([query.sort] if query.sort else []), *([CODES] if query.code else [])]))
-    table = dataset.to_table(columns=needed, filter=_filter(schema, query))
+    if query.code is not None and CODES not in schema.names:
+        raise ConfigurationError(f"this result's samples have no {CODES} column")
+    expression = _filter(schema, query)
+    needed = [*_filter_columns(schema, query), *([query.sort] if query.sort else []), *([CODES] if query.code else [])]
+    rows = pa.array(np.arange(source.num_rows))
+    table = source.read(list(dict.fromkeys(needed))).append_column("_row", rows) if needed else pa.table({"_row": rows})
+    if expression is not None:
+        table = table.filter(expression)
     if query.code is not None:
-        if CODES not in schema.names:
-            raise ConfigurationError(f"this result's samples have no {CODES} column")
         table = table.filter(pa.array(_code_mask(table.column(CODES), query.code)))
-    if query.sort is not None:
-        order = "descending" if query.descending else "ascending"
-        table = table.take(pc.sort_indices(table, sort_keys=[(query.sort, order)]))  # nulls last
-    return table
+    if query.sort is None:
+        return table.column("_row").combine_chunks()
+    order = "descending" if query.descending else "ascending"
+    return table.column("_row").take(pc.sort_indices(table, sort_keys=[(query.sort, order)])).combine_chunks()
+
+
+def _filter_columns(schema: pa.Schema, query: SampleQuery) -> list[str]:
+    values = {"dataset": query.dataset, "epoch": query.epoch, "category": query.category,
+              class_column(schema): query.label, prediction_column(schema): query.prediction, CLUSTER: query.cluster}
+    return [c for c, v in values.items() if c is not None and v is not None]
 
 
 def sortable_columns(schema: pa.Schema) -> list[str]:
-    return [f.name for f in schema if not pa.types.is_nested(f.type) and not _is_binary(f.type)]
+    return [f.name for f in schema if not pa.types.is_nested(f.type) and not is_binary(f.type)]
 
 
-def query_samples(path: Path, query: SampleQuery) -> SamplePage:
-    """One page of the sample table at ``path`` (the page number is clamped to the last page)."""
-    schema = ds.dataset(path, format="parquet").schema
-    columns = display_columns(schema, query.all_columns)
-    table = _select(path, query, columns)
-    pages = max(1, -(-table.num_rows // query.page_size))
+def query_samples(source: SampleSource, query: SampleQuery) -> SamplePage:
+    """One page of the sample table (the page number is clamped to the last page)."""
+    columns = display_columns(source.schema, query.all_columns)
+    order = _order(source, query)
+    pages = max(1, -(-len(order) // query.page_size))
     page = min(max(1, query.page), pages)
-    rows = table.slice((page - 1) * query.page_size, query.page_size).select(columns).to_pylist()
+    rows = source.read(columns).take(order.slice((page - 1) * query.page_size, query.page_size)).to_pylist()
     return SamplePage(
-        query=replace(query, page=page), columns=columns, rows=rows, total=table.num_rows, pages=pages,
-        sortable=[c for c in columns if c in sortable_columns(schema)],
+        query=replace(query, page=page), columns=columns, rows=rows, total=len(order), pages=pages,
+        sortable=[c for c in columns if c in sortable_columns(source.schema)],
     )
 
 
-def _csv_text(value: Any) -> Any:
-    return ";".join(str(v) for v in value) if isinstance(value, list) else value
+def _csv_ready(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Lists as their items joined with ';' (CSV has no lists)."""
+    if not pa.types.is_list(column.type) and not pa.types.is_large_list(column.type):
+        return column
+    return pc.binary_join(column.cast(pa.list_(pa.string())), ";")
 
 
-def export_csv(path: Path, query: SampleQuery) -> Iterator[bytes]:
+def export_csv(source: SampleSource, query: SampleQuery) -> Iterator[bytes]:
     """Every filtered row (all shown columns, lists joined with ';'), in the query's order, as CSV."""
-    schema = ds.dataset(path, format="parquet").schema
-    columns = display_columns(schema, all_columns=True)
-    table = _select(path, query, columns).select(columns)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(columns)
-    for batch in table.to_batches(max_chunksize=CSV_BATCH):
-        for row in zip(*(batch.column(c).to_pylist() for c in columns), strict=True):
-            writer.writerow([_csv_text(v) for v in row])
-        yield buffer.getvalue().encode()
-        buffer.seek(0)
-        buffer.truncate()
-    if buffer.tell():
-        yield buffer.getvalue().encode()
+    columns = display_columns(source.schema, all_columns=True)
+    table = source.read(columns).take(_order(source, query))
+    table = pa.table({name: _csv_ready(table.column(name)) for name in columns})
+    sink = io.BytesIO()
+    with pa_csv.CSVWriter(sink, table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=CSV_BATCH):
+            writer.write_batch(batch)
+            yield sink.getvalue()
+            sink.seek(0)
+            sink.truncate()
+    if sink.tell():
+        yield sink.getvalue()
 
 
 @dataclass(frozen=True)
@@ -244,13 +250,12 @@ class Facets:
     clusters: list[int]
 
 
-def facets(path: Path) -> Facets:
+def facets(source: SampleSource) -> Facets:
     """Distinct values of the filter columns (reads only those columns)."""
-    dataset = ds.dataset(path, format="parquet")
-    schema = dataset.schema
+    schema = source.schema
     label, prediction = class_column(schema), prediction_column(schema)
     wanted = [c for c in ("dataset", "epoch", "category", CODES, label, prediction, CLUSTER) if c in schema.names]
-    table = dataset.to_table(columns=wanted)
+    table = source.read(wanted)
 
     def distinct(column: str | None) -> list[Any]:
         if column is None or column not in table.column_names:
