@@ -97,7 +97,12 @@ def test_evaluation_shows_metrics_categories_codes_heatmaps_and_hotspots(page: P
     expect(page.locator("#sample-rows")).to_contain_text(HOSTILE_ID)  # shown as text, never as markup
     assert page.locator("img[src=x]").count() == 0
     if os.environ.get("MLD_DASHBOARD_SCREENSHOT"):
-        page.screenshot(path=SCREENSHOT, clip={"x": 0, "y": 0, "width": 1400, "height": 1700}, full_page=True)
+        page.screenshot(path=SCREENSHOT, clip={"x": 0, "y": 0, "width": 1400, "height": 2350}, full_page=True)
+
+    page.select_option("#selection select[name=epoch]", "0")
+    expect(page).to_have_url(re.compile(r"epoch=0"))
+    expect(page.locator("#metrics h2")).to_contain_text("epoch 0")
+    expect(page.locator("#sample-count")).to_have_attribute("data-query", re.compile("dataset=val&epoch=0"))
 
 
 def test_filters_sorting_paging_and_csv_export_of_the_sample_table(page: Page, store_data: StoreData) -> None:
