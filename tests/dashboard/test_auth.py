@@ -88,7 +88,9 @@ def test_sign_in_sets_a_hardened_session_cookie_and_the_api_still_wants_bearer(c
     assert client.get(SAMPLES).status_code == 401
 
 
-@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/api/v1/models", "/dashboard/\\\\evil.example"])
+@pytest.mark.parametrize(
+    "target", ["//evil.example/", "https://evil.example/", "/api/v1/models", "/dashboard/\\\\evil.example"]
+)
 def test_sign_in_only_returns_to_dashboard_pages(client: TestClient, key: str, target: str) -> None:
     assert sign_in(client, key, next=target).headers["location"] == "/dashboard/"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from ml_debugger.evaluator import Evaluator, Result
@@ -18,9 +19,13 @@ def results(store_data: StoreData) -> tuple[Result, Result]:
             Evaluator(MODEL, "v2", store=store).get_result(store_data.v2_latest))
 
 
-def latest(result: Result):
+def latest(result: Result) -> pd.DataFrame:
     samples = result.get_samples()
     return samples[samples["epoch"] == samples.groupby("dataset")["epoch"].transform("max")]
+
+
+def units(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    return sorted(zip(frame["dataset"], frame["input_id"], strict=True))
 
 
 def test_metrics_and_categories_side_by_side(results: tuple[Result, Result]) -> None:
@@ -39,10 +44,7 @@ def test_fixed_and_broken_units_match_the_samples(results: tuple[Result, Result]
     merged = latest(results[0]).merge(latest(results[1]), on=["dataset", "input_id"], suffixes=("_1", "_2"))
     broken = merged[merged["correct_1"] & ~merged["correct_2"]]
     fixed = merged[~merged["correct_1"] & merged["correct_2"]]
-    assert sorted(zip(comparison.broken["dataset"], comparison.broken["input_id"])) == sorted(
-        zip(broken["dataset"], broken["input_id"]))
-    assert sorted(zip(comparison.fixed["dataset"], comparison.fixed["input_id"])) == sorted(
-        zip(fixed["dataset"], fixed["input_id"]))
+    assert units(comparison.broken) == units(broken) and units(comparison.fixed) == units(fixed)
     assert comparison.transitions["count"].sum() == len(merged)
     val = comparison.broken[comparison.broken["dataset"] == "val"]
     assert (val["label"] == 3).mean() > 0.5 and (val["other_prediction"] == 8).mean() > 0.5

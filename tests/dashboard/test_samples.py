@@ -97,7 +97,7 @@ def test_pages_past_the_end_show_the_last_one(big: tuple[SampleSource, pd.DataFr
     assert page.query.page == page.pages and page.rows
 
 
-def test_the_default_view_shows_identity_classes_codes_and_a_few_signals(big: tuple[SampleSource, pd.DataFrame]) -> None:
+def test_the_default_view_shows_identity_classes_codes_and_some_signals(big: tuple[SampleSource, pd.DataFrame]) -> None:
     schema = big[0].schema
     assert display_columns(schema) == [
         "input_id", "dataset", "epoch", "label", "prediction", "category", "error_codes", "hotspot_cluster",

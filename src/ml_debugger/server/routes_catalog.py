@@ -74,8 +74,11 @@ def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def model_overview(store: LocalStore) -> list[dict[str, Any]]:
-    """Every model of the store's catalog, most recently active first (see the module docstring)."""
+def model_overview(store: LocalStore, *, headlines: bool = True) -> list[dict[str, Any]]:
+    """Every model of the store's catalog, most recently active first (see the module docstring).
+
+    ``headlines=False`` leaves out the latest result's metrics (which read one file per model).
+    """
     models, version_rows, epoch_rows, result_rows = _catalog_rows(store.catalog)
     versions: dict[str, dict[str, _Version]] = defaultdict(dict)
     for model, name, created in version_rows:
@@ -105,7 +108,7 @@ def model_overview(store: LocalStore) -> list[dict[str, Any]]:
             ],
             "latest_result": None if latest is None else {
                 "version_name": latest["version_name"], "result_name": latest["result_name"],
-                "created_at": latest["created_at"], "headline": headline(store, latest),
+                "created_at": latest["created_at"], "headline": headline(store, latest) if headlines else [],
             },
         })
     return sorted(overview, key=lambda m: _instant(m["last_activity"]), reverse=True)

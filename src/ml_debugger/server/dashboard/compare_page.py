@@ -66,13 +66,13 @@ def _wide(parts: list[pd.DataFrame], key: str) -> list[dict[str, Any]]:
             })
             sign = direction(name) if key == "metric" else 0
             entry["values"][i] = {"value": row.other, "delta": row.delta, "better": sign * row.delta}
-    return list(rows.values())
+    return sorted(rows.values(), key=lambda row: row["dataset"])  # stable: a dataset's rows keep their order
 
 
 def choices(reader: ResultReader) -> list[dict[str, Any]]:
     """Every stored result, newest first, for the picker."""
     options = []
-    for model in model_overview(reader.store):
+    for model in model_overview(reader.store, headlines=False):
         for version in model["versions"]:
             for meta in reader.store.catalog.results(model["name"], version["name"]):
                 ref = ResultRef(model["name"], version["name"], meta["result_name"])

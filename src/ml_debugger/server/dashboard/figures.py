@@ -41,6 +41,16 @@ def heatmap_axes(table: pd.DataFrame) -> tuple[str, str]:
     return keys[-2], keys[-1]
 
 
+def _category_order(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Axes whose values are issue categories in the categories' order (as everywhere else)."""
+    def ordered(labels: pd.Index) -> list[Any] | None:
+        known = list(CATEGORY_COLORS)
+        return sorted(labels, key=known.index) if len(labels) and set(labels) <= set(known) else None
+
+    rows, columns = ordered(matrix.index), ordered(matrix.columns)
+    return matrix.reindex(index=rows if rows else matrix.index, columns=columns if columns else matrix.columns)
+
+
 def _tick_angle(labels: pd.Index) -> int:
     """Slant the column labels when they would overlap."""
     longest = max((len(str(label)) for label in labels), default=0)
@@ -64,7 +74,7 @@ def heatmap_figure(
         "dataset": dataset if "dataset" in table.columns and "dataset" not in (rows, columns) else None,
         "epoch": epoch if "epoch" in table.columns and "epoch" not in (rows, columns) else None,
     }
-    matrix = heatmap_matrix(table, rows=rows, columns=columns, **selection)
+    matrix = _category_order(heatmap_matrix(table, rows=rows, columns=columns, **selection))
     if matrix.empty:
         return None
     z = matrix.to_numpy()
@@ -147,5 +157,6 @@ def category_shift(shares: pd.DataFrame) -> Figure | None:
                hovertemplate="%{x}: %{y:.1%}<extra>%{fullData.name}</extra>")
         for result, frame in shares.groupby("result", sort=False)
     ]
-    layout = _layout(barmode="group", height=320, yaxis={"tickformat": ".0%"}, legend={"orientation": "h", "y": -0.3})
+    layout = _layout(barmode="group", height=340, yaxis={"tickformat": ".0%"},
+                     legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
     return _to_dict(go.Figure(data=traces, layout=layout))

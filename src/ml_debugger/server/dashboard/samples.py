@@ -79,7 +79,8 @@ def _integer(params: Mapping[str, str], name: str) -> int | None:
 
 def query_from_params(params: Mapping[str, str], **defaults: Any) -> SampleQuery:
     """A query from URL parameters (empty values mean "any"); ``defaults`` fill the missing ones."""
-    texts = {k: params.get(k, "").strip() or None for k in ("dataset", "category", "code", "label", "prediction", "sort")}
+    names = ("dataset", "category", "code", "label", "prediction", "sort")
+    texts = {k: params.get(k, "").strip() or None for k in names}
     page_size = _integer(params, "page_size") or 50
     if page_size not in PAGE_SIZES:
         raise ConfigurationError(f"page_size must be one of {PAGE_SIZES}; got {page_size}")

@@ -49,7 +49,7 @@ class TrainingView:
 
 def find_model(reader: ResultReader, model: str) -> dict[str, Any]:
     """The overview entry of ``model``; NoDataError if unknown."""
-    for entry in model_overview(reader.store):
+    for entry in model_overview(reader.store, headlines=False):
         if entry["name"] == model:
             return entry
     raise NoDataError(f"unknown model {model!r}: nothing was ever traced under that model_name")
