@@ -1,10 +1,12 @@
-"""A real store for the dashboard tests: a digits classifier traced over epochs, and a regression.
+"""A real store for the dashboard tests: a digits classifier traced over epochs, a regression, and
+a 2-D and a 3-D detection result.
 
 scikit-learn's digits (real 8x8 images) and a logistic regression trained a little more every
 epoch; traced through the real engine (``TraceSession``) and evaluated by the real evaluator.
 ``v1`` is evaluated over all its epochs. ``v2`` is the same model trained on labels where most
 3s were relabelled 8: the known regression the Compare page must show (val accuracy falls, and
-3s that ``v1`` got right are newly broken, predicted as 8).
+3s that ``v1`` got right are newly broken, predicted as 8). The detection results (``boxes`` and
+``lidar``) are synthetic detections recorded and evaluated the same way (the tasks' test helpers).
 """
 
 from __future__ import annotations
@@ -23,8 +25,14 @@ from ml_debugger.core import TraceSession
 from ml_debugger.evaluator import Evaluator
 from ml_debugger.store import LocalStore
 from ml_debugger.tasks.classification import make_classification_batch
+from tests.tasks.detection2d.recording import record as record_2d
+from tests.tasks.detection2d.synthetic import random_detection_set
+from tests.tasks.detection3d.recording import record as record_3d
+from tests.tasks.detection3d.synthetic import CLASS_NAMES, random_frame_set
 
 MODEL = "digits"
+BOXES = "boxes"
+LIDAR = "lidar"
 EPOCHS = 3
 HOSTILE_ID = "<img src=x onerror=alert(1)>"
 """One validation input has this id: pages must show it as text."""
@@ -73,7 +81,7 @@ def _trace(store: LocalStore, version: str, data: Dataset, labels: np.ndarray, e
 
 
 def build_store(home: Path) -> StoreData:
-    """Trace and evaluate both versions into ``home`` (a few seconds)."""
+    """Trace and evaluate every model into ``home`` (a few seconds)."""
     store = LocalStore(home)
     data = digits()
     _trace(store, "v1", data, data.y_train, EPOCHS)
@@ -83,4 +91,8 @@ def build_store(home: Path) -> StoreData:
     _trace(store, "v2", data, relabelled, EPOCHS)
     v1 = Evaluator(MODEL, "v1", store=store).request_evaluation("v1-all", n_epoch=None, progress=False)
     v2 = Evaluator(MODEL, "v2", store=store).request_evaluation("v2-latest", progress=False)
+    record_2d(store, random_detection_set(0, n_images=30), model=BOXES, version="v1")
+    Evaluator(BOXES, "v1", store=store).request_evaluation("r", progress=False)
+    record_3d(store, random_frame_set(0), CLASS_NAMES, model=LIDAR, version="v1")
+    Evaluator(LIDAR, "v1", store=store).request_evaluation("r", progress=False)
     return StoreData(home=home, v1_all=v1.name, v2_latest=v2.name)

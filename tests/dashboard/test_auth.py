@@ -51,8 +51,10 @@ def test_models_api_lists_task_versions_epochs_and_the_latest_headline(
     client: TestClient, key: str, keyed_home: Path
 ) -> None:
     assert client.get("/api/v1/models").status_code == 401
-    (model,) = client.get("/api/v1/models", headers={"Authorization": f"Bearer {key}"}).json()["models"]
-    assert model["name"] == "digits" and model["task"] == "classification"
+    models = client.get("/api/v1/models", headers={"Authorization": f"Bearer {key}"}).json()["models"]
+    assert {(m["name"], m["task"]) for m in models} == {
+        ("digits", "classification"), ("boxes", "detection2d"), ("lidar", "detection3d")}
+    model = next(m for m in models if m["name"] == "digits")
     assert [(v["name"], v["epochs"], v["results"]) for v in model["versions"]] == [("v1", [0, 1, 2], 1),
                                                                                    ("v2", [0, 1, 2], 1)]
     latest = model["latest_result"]

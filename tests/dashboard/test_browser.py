@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, expect
+from playwright.sync_api import ConsoleMessage, Locator, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
 from ml_debugger._version import __version__
@@ -46,6 +46,14 @@ def evaluation_url(data: StoreData, **query: str) -> str:
 
 def column(page: Page, name: str, table: str = "#sample-rows") -> list[str]:
     return page.locator(f"{table} td[data-column={name}]").all_inner_texts()
+
+
+def click_cell(page: Page, plot: Locator, row: int, col: int) -> None:
+    """Click the centre of a drawn heatmap's cell (rows top down)."""
+    plot.scroll_into_view_if_needed()
+    rows, cols = plot.evaluate("element => [element.data[0].y.length, element.data[0].x.length]")
+    box = plot.locator(".nsewdrag").bounding_box()
+    page.mouse.click(box["x"] + (col + 0.5) * box["width"] / cols, box["y"] + (row + 0.5) * box["height"] / rows)
 
 
 def test_home_lists_models_with_task_versions_and_headline(page: Page) -> None:
@@ -147,12 +155,22 @@ def test_a_heatmap_cell_click_filters_the_samples(page: Page, store_data: StoreD
     page.goto(evaluation_url(store_data))
     plot = page.locator("[data-heatmap=confusion] [data-figure]")
     expect(plot).to_have_attribute("data-drawn", "1")
-    plot.scroll_into_view_if_needed()
-    box = plot.locator(".nsewdrag").bounding_box()
-    classes = 10
-    page.mouse.click(box["x"] + 3.5 * box["width"] / classes, box["y"] + 3.5 * box["height"] / classes)
+    click_cell(page, plot, 3, 3)
     expect(page.locator("#sample-count")).to_have_attribute("data-query", re.compile("label=3&prediction=3"))
     assert set(column(page, "label")) == {"3"} and set(column(page, "prediction")) == {"3"}
+
+
+def test_a_3d_result_draws_its_birds_eye_view_and_filters_by_any_heatmap(page: Page) -> None:
+    page.goto("/dashboard/models/lidar/versions/v1/results/r")
+    expect(page.locator("[data-heatmap=bev_errors] [data-figure]")).to_have_attribute("data-drawn", "1")
+    expect(page.locator("#table-range")).to_be_visible()
+    plot = page.locator("[data-heatmap=range_by_error_type] [data-figure]")
+    expect(plot).to_have_attribute("data-drawn", "1")
+    click_cell(page, plot, 0, 0)  # 0-20m x bkg
+    count = page.locator("#sample-count")
+    expect(count).to_have_attribute("data-query", re.compile(r"f\.range_bin=0-20m&f\.error_type=bkg"))
+    expect(page.locator("[data-column-filter=error_type]")).to_contain_text("error_type = bkg")
+    assert set(column(page, "error_type")) == {"bkg"}
 
 
 def test_compare_shows_the_known_regression(page: Page, store_data: StoreData) -> None:
@@ -167,8 +185,8 @@ def test_compare_shows_the_known_regression(page: Page, store_data: StoreData) -
     broken = int(section.locator(".broken-count").inner_text().replace(",", ""))
     fixed = int(section.locator(".fixed-count").inner_text().replace(",", ""))
     assert broken > fixed
-    labels = column(page, "label", ".compare-units table.broken")
-    predictions = column(page, "other_prediction", ".compare-units table.broken")
+    labels = column(page, "baseline_label", ".compare-units table.broken")
+    predictions = column(page, "candidate_prediction", ".compare-units table.broken")
     assert labels.count("3") > len(labels) / 2 and predictions.count("8") > len(predictions) / 2
     expect(page.locator("#transitions-1-plot")).to_have_attribute("data-drawn", "1")
 

@@ -1,67 +1,48 @@
-"""The comparison the Compare page shows, on the known regression of the test store."""
+"""The Compare page's data: the shared comparison arranged per dataset, on the known regression."""
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
-from ml_debugger.evaluator import Evaluator, Result
-from ml_debugger.server.dashboard.compare import compare_results
-from ml_debugger.server.dashboard.compare_page import direction
+from ml_debugger.server.dashboard.compare_page import compare_view, direction
+from ml_debugger.server.dashboard.results import ResultReader, ResultRef
 from ml_debugger.store import LocalStore
 from tests.dashboard.data import MODEL, StoreData
 
 
 @pytest.fixture(scope="module")
-def results(store_data: StoreData) -> tuple[Result, Result]:
-    store = LocalStore(store_data.home)
-    return (Evaluator(MODEL, "v1", store=store).get_result(store_data.v1_all),
-            Evaluator(MODEL, "v2", store=store).get_result(store_data.v2_latest))
+def reader(store_data: StoreData) -> ResultReader:
+    return ResultReader(LocalStore(store_data.home))
 
 
-def latest(result: Result) -> pd.DataFrame:
-    samples = result.get_samples()
-    return samples[samples["epoch"] == samples.groupby("dataset")["epoch"].transform("max")]
+def refs(data: StoreData) -> list[ResultRef]:
+    return [ResultRef(MODEL, "v2", data.v2_latest), ResultRef(MODEL, "v1", data.v1_all)]
 
 
-def units(frame: pd.DataFrame) -> list[tuple[str, str]]:
-    return sorted(zip(frame["dataset"], frame["input_id"], strict=True))
+def test_the_oldest_result_is_the_baseline_and_the_regression_shows(reader: ResultReader, store_data: StoreData) -> None:
+    view = compare_view(reader, refs(store_data), dataset=None)
+    assert [r.version for r in view.refs] == ["v1", "v2"] and view.dataset == "val"
+    accuracy = next(row for row in view.metrics if (row["dataset"], row["name"]) == ("val", "accuracy"))
+    (cell,) = accuracy["values"]
+    assert cell["delta"] < 0 and cell["better"] < 0
+    (other,) = view.others
+    assert other["broken"]["total"] > other["fixed"]["total"]
+    assert other["overview"][0]["newly_broken"] == other["broken"]["total"]
+    broken = other["broken"]["rows"]
+    assert sum(u["baseline_label"] == 3 and u["candidate_prediction"] == 8 for u in broken) > len(broken) / 2
+    assert other["transitions"] is not None and "dataset" not in other["broken"]["columns"]
+    shares = [row for row in view.categories if row["dataset"] == "val"]
+    assert sum(row["baseline"] for row in shares) == pytest.approx(1)
 
 
-def test_metrics_and_categories_side_by_side(results: tuple[Result, Result]) -> None:
-    comparison = compare_results(*results)
-    metrics = comparison.metrics.set_index(["dataset", "metric"])
-    assert metrics.loc[("val", "accuracy"), "delta"] < 0
-    before = results[0].metrics_summary().set_index("dataset").loc["val", "accuracy"]
-    assert metrics.loc[("val", "accuracy"), "baseline"] == pytest.approx(before)
-    shifts = comparison.categories.groupby("dataset")
-    assert shifts["delta"].sum().abs().max() == pytest.approx(0, abs=1e-9)
-    assert shifts["baseline"].sum().to_numpy() == pytest.approx(1)
-
-
-def test_fixed_and_broken_units_match_the_samples(results: tuple[Result, Result]) -> None:
-    comparison = compare_results(*results)
-    merged = latest(results[0]).merge(latest(results[1]), on=["dataset", "input_id"], suffixes=("_1", "_2"))
-    broken = merged[merged["correct_1"] & ~merged["correct_2"]]
-    fixed = merged[~merged["correct_1"] & merged["correct_2"]]
-    assert units(comparison.broken) == units(broken) and units(comparison.fixed) == units(fixed)
-    assert comparison.transitions["count"].sum() == len(merged)
-    val = comparison.broken[comparison.broken["dataset"] == "val"]
-    assert (val["label"] == 3).mean() > 0.5 and (val["other_prediction"] == 8).mean() > 0.5
-    assert list(comparison.broken.columns) == [
-        "dataset", "input_id", "label", "baseline_prediction", "other_prediction", "baseline_category",
-        "other_category", "baseline_error_codes", "other_error_codes",
-    ]
-
-
-def test_a_task_without_a_correct_column_counts_errors_by_category(results: tuple[Result, Result]) -> None:
-    without = [Result(r.meta, {**r.tables, "samples": r.get_samples().drop(columns="correct")}) for r in results]
-    comparison = compare_results(*without)
-    coverage = ("stable_coverage", "operational_coverage")
-    assert comparison.broken["baseline_category"].isin(coverage).all()
-    assert not comparison.broken["other_category"].isin(coverage).any()
+def test_another_dataset_and_the_picker(reader: ResultReader, store_data: StoreData) -> None:
+    view = compare_view(reader, refs(store_data), dataset="train")
+    assert view.dataset == "train" and view.datasets == ["train", "val"]
+    assert {c["ref"] for c in view.choices} >= {str(r) for r in refs(store_data)}
+    alone = compare_view(reader, refs(store_data)[:1], dataset=None)
+    assert alone.others == [] and alone.choices
 
 
 def test_metric_directions() -> None:
-    assert [direction(m) for m in ("accuracy", "net_entropy_loss", "net_entropy", "counts", "map50")] == [
-        1, -1, -1, 0, 1]
+    assert [direction(m) for m in ("accuracy", "net_entropy_loss", "net_entropy", "counts", "map", "mate", "nds",
+                                   "error_proba_auroc")] == [1, -1, -1, 0, 1, -1, 1, 1]

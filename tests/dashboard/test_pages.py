@@ -2,66 +2,39 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
 from ml_debugger.evaluator import Evaluator
 from ml_debugger.server import ServerConfig, create_app
 from ml_debugger.store import LocalStore, StoredResult
-from tests.dashboard.data import HOSTILE_ID, MODEL, StoreData
+from tests.dashboard.data import BOXES, HOSTILE_ID, MODEL, StoreData
 from tests.dashboard.servers import copy_home
+from tests.tasks.detection2d.recording import record as record_2d
+from tests.tasks.detection2d.synthetic import random_detection_set
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(64)
 RESULT = "/dashboard/models/digits/versions/v1/results"
 
 
-def detection_like_result(rows: int = 60) -> StoredResult:
-    """A result of a task the dashboard has no code for: its own metrics, codes and heatmaps."""
-    rng = np.random.default_rng(0)
-    classes = np.array(["car", "person", "bike"])
-    samples = pd.DataFrame({
-        "dataset": "val", "epoch": 0, "input_id": [f"img{i // 3}#{i % 3}" for i in range(rows)],
-        "gt_class": classes[rng.integers(0, 3, rows)], "pred_class": classes[rng.integers(0, 3, rows)],
-        "iou": rng.random(rows), "category": rng.choice(["stable_coverage", "hotspot"], rows),
-        "error_codes": [["DET002"] if i % 2 else [] for i in range(rows)],
-    })
-    ratios = {f"{c}_ratio": [0.5 if c in ("stable_coverage", "hotspot") else 0.0] for c in (
-        "stable_coverage", "operational_coverage", "hotspot", "recessive_hotspot", "critical_hotspot",
-        "aleatoric_hotspot")}
-    tables = {
-        "metrics": pd.DataFrame({"dataset": ["val"], "epoch": [0], "objects": [rows], "map50": [0.61]}),
-        "categories": pd.DataFrame({"dataset": ["val"], "epoch": [0], **ratios}),
-        "issues": pd.DataFrame({
-            "dataset": ["val"], "epoch": [0], "code": ["DET002"], "name": ["mislocalized"], "category": ["hotspot"],
-            "count": [rows // 2], "ratio": [0.5], "description": ["IoU with the matched box <b>below</b> 0.5"],
-            "recommended_action": ["Check box annotations"],
-        }),
-        "samples": samples,
-        "codes": pd.DataFrame({"code": ["DET002"], "name": ["mislocalized"], "description": ["x"],
-                               "category": ["hotspot"], "recommended_action": ["y"]}),
-        "heatmap_class_by_error_type": pd.DataFrame({"dataset": "val", "epoch": 0, "gt_class": ["car", "bike"],
-                                                     "error_type": ["loc", "cls"], "count": [4, 2]}),
-        "heatmap_bev": pd.DataFrame({"dataset": "val", "epoch": 0, "x_bin": ["0-10", "10-20"],
-                                     "y_bin": ["-5-0", "0-5"], "count": [3, 1]}),
-    }
-    meta = {"result_name": "det-0", "model_name": "boxes", "version_name": "v1", "task": "detection2d",
-            "epochs": [0], "datasets": ["val"], "created_at": "2026-12-01T00:00:00+00:00", "n_epoch": "0"}
-    return StoredResult(meta=meta, tables=tables)
-
-
 @pytest.fixture(scope="module")
 def home(store_data: StoreData, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the store plus a detection-like result and a classification result with previews."""
+    """A copy of the store plus a classification result with previews and a second 2-D detection version
+    that never predicts class 3."""
     target = copy_home(store_data, tmp_path_factory.mktemp("pages") / "home")
     store = LocalStore(target)
-    store.register_version("boxes", "v1", "detection2d")
-    store.save_result("boxes", "v1", "det-0", detection_like_result())
+    data = random_detection_set(0, n_images=30)
+    keep = data.dt_labels != 3
+    fewer = dataclasses.replace(data, dt_image=data.dt_image[keep], dt_boxes=data.dt_boxes[keep],
+                                dt_scores=data.dt_scores[keep], dt_labels=data.dt_labels[keep])
+    record_2d(store, fewer, model=BOXES, version="v2")
+    Evaluator(BOXES, "v2", store=store).request_evaluation("r", progress=False)
     original = Evaluator(MODEL, "v1", store=store).get_result(store_data.v1_all)
     samples = original.get_samples()
     previews = samples[["dataset", "input_id"]].drop_duplicates().assign(preview=JPEG)
@@ -78,16 +51,38 @@ def client(home: Path) -> Iterator[TestClient]:
         yield test_client
 
 
-def test_a_task_without_dashboard_code_shows_its_own_metrics_codes_and_heatmaps(client: TestClient) -> None:
-    page = client.get("/dashboard/models/boxes/versions/v1/results/det-0")
+def test_2d_detection_shows_its_own_metrics_heatmaps_and_tables(client: TestClient) -> None:
+    page = client.get("/dashboard/models/boxes/versions/v1/results/r")
     assert page.status_code == 200
-    for text in ("map50", "objects", "DET002", "gt_class × error_type", "x_bin × y_bin", "Check box annotations"):
+    for text in ("map_50", "DET0", "class × error_type", "size_bin × error_type", 'id="table-per_class_ap"',
+                 'id="table-tide"', 'data-column="unit_id"', 'data-column="error_type"', 'data-column="iou"'):
         assert text in page.text
-    assert "IoU with the matched box &lt;b&gt;below&lt;/b&gt; 0.5" in page.text
-    assert "No hotspot cluster" in page.text
-    fragment = client.get("/dashboard/api/samples/boxes/v1/det-0", params={"label": "car", "prediction": "bike"})
-    assert fragment.status_code == 200 and 'data-column="gt_class">car<' in fragment.text
-    assert 'data-column="gt_class">person<' not in fragment.text and 'data-column="pred_class">bike<' in fragment.text
+
+
+def test_3d_detection_shows_its_birds_eye_view_and_range_table(client: TestClient) -> None:
+    page = client.get("/dashboard/models/lidar/versions/v1/results/r")
+    assert page.status_code == 200
+    for text in ("nds", "D3D0", "y × x", "range_bin × error_type", "points_bin × error_type", 'id="table-range"'):
+        assert text in page.text
+    assert '"scaleanchor": "x"' in page.text  # the bird's-eye view is a spatial grid with equal scales
+
+
+def test_any_scalar_column_filters_the_samples(client: TestClient) -> None:
+    url = "/dashboard/api/samples/lidar/v1/r"
+    answer = client.get(url, params={"f.error_type": "miss", "f.range_bin": "30-40m", "page_size": 200})
+    assert answer.status_code == 200 and 'data-column-filter="error_type"' in answer.text
+    cells = re.findall(r'data-column="error_type">([^<]*)<', answer.text)
+    assert cells and set(cells) == {"miss"}
+    assert client.get(url, params={"f.nope": "1"}).status_code == 400
+    assert client.get(url, params={"f.error_codes": "D3D005"}).status_code == 400  # a list column: use code=
+
+
+def test_detection_results_compare_object_by_object(client: TestClient) -> None:
+    page = client.get("/dashboard/compare", params=[("result", "boxes/v1/r"), ("result", "boxes/v2/r")])
+    assert page.status_code == 200
+    assert 'data-column="unit_id"' in page.text and 'class="broken-count"' in page.text
+    mixed = client.get("/dashboard/compare", params=[("result", "boxes/v1/r"), ("result", "lidar/v1/r")])
+    assert mixed.status_code == 400 and "cannot compare a detection2d result with a detection3d result" in mixed.text
 
 
 def test_user_strings_are_escaped(client: TestClient, store_data: StoreData) -> None:

@@ -14,19 +14,26 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from ml_debugger.evaluator.result import Result
+from ml_debugger.evaluator.result import HEATMAP_PREFIX, Result
 from ml_debugger.exceptions import NoDataError
 from ml_debugger.server.dashboard import figures
 from ml_debugger.server.dashboard.results import PREVIEWS, ResultReader, ResultRef
 from ml_debugger.server.dashboard.samples import (
+    COLUMN_FILTER,
     SamplePage,
     class_column,
     prediction_column,
     query_from_params,
     query_samples,
+    sortable_columns,
 )
 
 PREFERRED_DATASETS = ("val", "valid", "validation", "test", "eval")
+AXIS_ALIASES = {"class": ("object_class",)}
+"""Heatmap axes named differently from the sample column they count (detection's ``class``)."""
+PANEL_TABLES = ("metrics", "categories", "issues", "hotspots", "samples", "codes", "previews")
+"""Tables the page has a panel for; every other small table of a result is shown as it is."""
+MAX_EXTRA_ROWS = 200
 CODE_FIELDS = ("code", "name", "count", "ratio", "description", "recommended_action", "affected_classes")
 """What the page shows of an issue; a task's issues table may leave the last five out."""
 REPRESENTATIVES = "representative_input_ids"
@@ -118,8 +125,14 @@ def top_codes(result: Result, selection: Selection, limit: int = 5) -> list[dict
 
 
 def heatmap_filters(schema: pa.Schema) -> dict[str, str]:
-    """Heatmap axis column -> the sample-table filter a click on that axis sets."""
-    filters = {"dataset": "dataset", "epoch": "epoch", "category": "category", "code": "code"}
+    """Heatmap axis column -> the sample-table filter a click on that axis sets: the named filters,
+    else an equality filter on the sample column of that name (``AXIS_ALIASES`` for other names)."""
+    filters = {column: f"{COLUMN_FILTER}{column}" for column in sortable_columns(schema)}
+    for axis, columns in AXIS_ALIASES.items():
+        column = next((c for c in columns if c in schema.names), None)
+        if column is not None:
+            filters[axis] = f"{COLUMN_FILTER}{column}"
+    filters |= {"dataset": "dataset", "epoch": "epoch", "category": "category", "code": "code"}
     for column, name in ((class_column(schema), "label"), (prediction_column(schema), "prediction")):
         if column is not None:
             filters[column] = name
@@ -144,6 +157,19 @@ def hotspot_rows(result: Result, selection: Selection) -> tuple[list[str], list[
     return columns, records(clusters)
 
 
+def extra_tables(result: Result, selection: Selection) -> list[dict[str, Any]]:
+    """The task's own tables (per-class AP, TIDE, range, ...) at the selection, as they are."""
+    extra = []
+    for name, table in sorted(result.tables.items()):
+        if name in PANEL_TABLES or name.startswith(HEATMAP_PREFIX):
+            continue
+        rows = _at(table, selection)
+        columns = [c for c in rows.columns if c not in ("dataset", "epoch")]
+        extra.append({"name": name, "columns": columns, "rows": records(rows.head(MAX_EXTRA_ROWS)),
+                      "total": len(rows)})
+    return extra
+
+
 @dataclass
 class EvaluationView:
     ref: ResultRef
@@ -159,6 +185,7 @@ class EvaluationView:
     hotspots: list[dict[str, Any]]
     samples: SamplePage
     previews: bool
+    extra_tables: list[dict[str, Any]]
 
 
 def has_previews(reader: ResultReader, ref: ResultRef) -> bool:
@@ -185,6 +212,6 @@ def evaluation_view(
         top_codes=top_codes(result, selection),
         heatmaps=heatmaps(result, selection, heatmap_filters(samples.schema)),
         hotspot_columns=hotspot_columns, hotspots=hotspots, samples=query_samples(samples, query),
-        previews=has_previews(reader, ref),
+        previews=has_previews(reader, ref), extra_tables=extra_tables(result, selection),
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import pandas as pd
@@ -19,6 +20,7 @@ CATEGORY_COLORS = {
     "stable_coverage": "#2e7d32", "operational_coverage": "#9ccc65", "hotspot": "#fb8c00",
     "recessive_hotspot": "#fdd835", "critical_hotspot": "#d32f2f", "aleatoric_hotspot": "#8e24aa",
 }
+SIZES = ("small", "medium", "large")
 NEUTRAL = ("counts",)
 """Metric columns that are sizes, not quality: left out of the curves and headlines."""
 FONT = {"family": "system-ui, sans-serif", "size": 12}
@@ -41,14 +43,27 @@ def heatmap_axes(table: pd.DataFrame) -> tuple[str, str]:
     return keys[-2], keys[-1]
 
 
-def _category_order(matrix: pd.DataFrame) -> pd.DataFrame:
-    """Axes whose values are issue categories in the categories' order (as everywhere else)."""
-    def ordered(labels: pd.Index) -> list[Any] | None:
-        known = list(CATEGORY_COLORS)
-        return sorted(labels, key=known.index) if len(labels) and set(labels) <= set(known) else None
+def _labels(values: pd.Index, grid: bool) -> list[Any]:
+    """Axis values: numbers on a spatial grid (a bird's-eye view), else category names."""
+    return [float(v) for v in values] if grid else [str(v) for v in values]
 
-    rows, columns = ordered(matrix.index), ordered(matrix.columns)
-    return matrix.reindex(index=rows if rows else matrix.index, columns=columns if columns else matrix.columns)
+
+def _order(labels: pd.Index) -> list[Any]:
+    """Issue categories in their order, size names small to large, bins like ``0-20m`` / ``100+`` by
+    their lower bound; anything else in the order given (the pivot's, sorted)."""
+    values = [str(v) for v in labels]
+    if len(values) and set(values) <= set(CATEGORY_COLORS):
+        return sorted(labels, key=lambda v: list(CATEGORY_COLORS).index(str(v)))
+    if len(values) and set(values) <= set(SIZES):
+        return sorted(labels, key=lambda v: SIZES.index(str(v)))
+    bounds = [re.match(r"-?\d+(\.\d+)?", v) for v in values]
+    if len(values) and all(bounds) and not pd.api.types.is_numeric_dtype(labels):
+        return [label for _, label in sorted(zip((float(b.group()) for b in bounds), labels, strict=True))]
+    return list(labels)
+
+
+def _ordered(matrix: pd.DataFrame) -> pd.DataFrame:
+    return matrix.reindex(index=_order(matrix.index), columns=_order(matrix.columns))
 
 
 def _tick_angle(labels: pd.Index) -> int:
@@ -62,6 +77,9 @@ def heatmap_figure(
 ) -> Figure | None:
     """A count heatmap of one tidy table for ``dataset`` / ``epoch`` (where they are not axes).
 
+    Axes are categories (rows top down), except that two float axes are a spatial grid (a
+    bird's-eye view: linear axes, equal scales, rows bottom up).
+
     ``filters`` maps axis columns to sample-table filters; the page uses it to filter the sample
     table when a cell is clicked. ``None`` when the selection has no cells.
     """
@@ -74,21 +92,24 @@ def heatmap_figure(
         "dataset": dataset if "dataset" in table.columns and "dataset" not in (rows, columns) else None,
         "epoch": epoch if "epoch" in table.columns and "epoch" not in (rows, columns) else None,
     }
-    matrix = _category_order(heatmap_matrix(table, rows=rows, columns=columns, **selection))
+    matrix = _ordered(heatmap_matrix(table, rows=rows, columns=columns, **selection))
     if matrix.empty:
         return None
     z = matrix.to_numpy()
-    annotate = z.size <= MAX_ANNOTATED
+    grid = pd.api.types.is_float_dtype(matrix.index) and pd.api.types.is_float_dtype(matrix.columns)
+    annotate = z.size <= MAX_ANNOTATED and not grid
     trace = go.Heatmap(
-        z=z, x=[str(c) for c in matrix.columns], y=[str(r) for r in matrix.index], colorscale="Blues",
+        z=z, x=_labels(matrix.columns, grid), y=_labels(matrix.index, grid), colorscale="Blues",
         texttemplate="%{z}" if annotate else None, hovertemplate=f"{rows} %{{y}}<br>{columns} %{{x}}<br>count %{{z}}"
         "<extra></extra>", colorbar={"thickness": 12},
     )
     height = min(720, max(280, 90 + 24 * len(matrix.index)))
     layout = _layout(
         height=height, margin={"l": 60, "r": 20, "t": 10, "b": 50},
-        xaxis={"type": "category", "title": {"text": columns}, "tickangle": _tick_angle(matrix.columns)},
-        yaxis={"type": "category", "title": {"text": rows}, "autorange": "reversed"},
+        xaxis={"type": "linear" if grid else "category", "title": {"text": columns},
+               "tickangle": 0 if grid else _tick_angle(matrix.columns)},
+        yaxis={"type": "linear", "title": {"text": rows}, "scaleanchor": "x"} if grid
+        else {"type": "category", "title": {"text": rows}, "autorange": "reversed"},
         meta={"filters": {"y": filters.get(rows), "x": filters.get(columns)}},
     )
     return _to_dict(go.Figure(data=[trace], layout=layout))

@@ -30,6 +30,11 @@ class SampleSource:
         self._table: pa.Table | None = None
         self._lock = threading.Lock()
 
+    @property
+    def columns(self) -> list[str]:
+        """Every column but the binary ones."""
+        return list(self._readable)
+
     def read(self, columns: list[str]) -> pa.Table:
         """The named columns of every row (binary columns are never kept in memory)."""
         if not self.cached or any(c not in self._readable for c in columns):

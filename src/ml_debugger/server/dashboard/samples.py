@@ -27,12 +27,18 @@ CLUSTER = "hotspot_cluster"
 CLASS_COLUMNS = ("label", "gt_label", "gt_class", "class_id")
 """The class filter matches the first of these the table has."""
 PREDICTION_COLUMNS = ("prediction", "pred_label", "pred_class")
-LEADING = ("input_id", "dataset", "epoch")
+LEADING = ("input_id", "unit_id", "dataset", "epoch")
 """Columns shown first, then the class columns, ``category``, the codes and the cluster."""
-SIGNALS = ("confidence", "margin", "loss", "error_proba", "label_quality", "knn_error_rate")
-"""Preferred signal columns of the default view (a table without them shows its first others)."""
+SIGNALS = (
+    "unit_type", "error_type", "confidence", "score", "margin", "loss", "iou", "distance", "error_proba",
+    "label_quality", "knn_error_rate",
+)
+"""Preferred columns of the default view after those (a table without them shows its first others)."""
 HIDDEN = ("input_hash", "global_step", "preview")
-DEFAULT_WIDTH = 12
+DEFAULT_WIDTH = 14
+COLUMN_FILTER = "f."
+"""URL parameters ``f.<column>=<value>`` filter any scalar column by equality (a heatmap cell sets them)."""
+MAX_COLUMN_FILTERS = 8
 PAGE_SIZES = (25, 50, 100, 200)
 CSV_BATCH = 20_000
 
@@ -53,6 +59,11 @@ class SampleQuery:
     page: int = 1
     page_size: int = 50
     all_columns: bool = False
+    columns: tuple[tuple[str, str], ...] = ()
+
+    def without(self, column: str) -> tuple[tuple[str, str], ...]:
+        """The column filters but the one on ``column``."""
+        return tuple((name, value) for name, value in self.columns if name != column)
 
     def params(self, **changes: Any) -> dict[str, Any]:
         """The query as URL parameters (with ``changes``), leaving out the defaults."""
@@ -63,6 +74,7 @@ class SampleQuery:
             "desc": int(query.descending) or None, "page": query.page if query.page != 1 else None,
             "page_size": query.page_size if query.page_size != 50 else None,
             "all_columns": int(query.all_columns) or None,
+            **{f"{COLUMN_FILTER}{name}": value for name, value in query.columns},
         }
         return {k: v for k, v in values.items() if v is not None}
 
@@ -84,8 +96,13 @@ def query_from_params(params: Mapping[str, str], **defaults: Any) -> SampleQuery
     page_size = _integer(params, "page_size") or 50
     if page_size not in PAGE_SIZES:
         raise ConfigurationError(f"page_size must be one of {PAGE_SIZES}; got {page_size}")
+    columns = tuple(
+        (k[len(COLUMN_FILTER):], v.strip()) for k, v in params.items() if k.startswith(COLUMN_FILTER) and v.strip()
+    )
+    if len(columns) > MAX_COLUMN_FILTERS:
+        raise ConfigurationError(f"at most {MAX_COLUMN_FILTERS} column filters; got {len(columns)}")
     values = {
-        **texts, "epoch": _integer(params, "epoch"), "cluster": _integer(params, "cluster"),
+        **texts, "columns": columns, "epoch": _integer(params, "epoch"), "cluster": _integer(params, "cluster"),
         "descending": params.get("desc", "") in ("1", "true", "on"), "page": max(1, _integer(params, "page") or 1),
         "page_size": page_size, "all_columns": params.get("all_columns", "") in ("1", "true", "on"),
     }
@@ -151,13 +168,16 @@ def _filter(schema: pa.Schema, query: SampleQuery) -> ds.Expression | None:
     wanted = [
         ("dataset", query.dataset), ("epoch", query.epoch), ("category", query.category),
         (class_column(schema), query.label), (prediction_column(schema), query.prediction), (CLUSTER, query.cluster),
+        *query.columns,
     ]
     expression = None
     for column, value in wanted:
         if value is None:
             continue
-        if column is None or column not in schema.names:
-            raise ConfigurationError(f"this result's samples cannot be filtered by that; columns: {schema.names}")
+        if column is None or column not in sortable_columns(schema):
+            raise ConfigurationError(
+                f"this result's samples cannot be filtered by {column}; scalar columns: {sortable_columns(schema)}"
+            )
         term = ds.field(column) == _value(schema, column, value)
         expression = term if expression is None else expression & term
     return expression
@@ -195,7 +215,7 @@ def _order(source: SampleSource, query: SampleQuery) -> pa.Array:
 def _filter_columns(schema: pa.Schema, query: SampleQuery) -> list[str]:
     values = {"dataset": query.dataset, "epoch": query.epoch, "category": query.category,
               class_column(schema): query.label, prediction_column(schema): query.prediction, CLUSTER: query.cluster}
-    return [c for c, v in values.items() if c is not None and v is not None]
+    return [*(c for c, v in values.items() if c is not None and v is not None), *(c for c, _ in query.columns)]
 
 
 def sortable_columns(schema: pa.Schema) -> list[str]:

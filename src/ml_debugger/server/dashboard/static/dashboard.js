@@ -23,11 +23,18 @@ const FOCUS_FILTERS = ["category", "code", "label", "prediction", "cluster"];
 function applyFilters(values) {
   const form = document.getElementById("sample-filters");
   if (!form) return;
+  form.querySelectorAll("[data-column-filter]").forEach((chip) => chip.remove());
   const wanted = Object.fromEntries(FOCUS_FILTERS.map((name) => [name, ""]));
   for (const [name, value] of Object.entries({...wanted, ...values})) {
+    const text = value === null || value === undefined ? "" : String(value);
+    if (name.startsWith("f.")) {  // a filter on any column: a hidden field
+      const input = Object.assign(document.createElement("input"), {type: "hidden", name: name, value: text});
+      input.dataset.columnFilter = name;
+      form.appendChild(input);
+      continue;
+    }
     const field = form.elements[name];
     if (!field) continue;
-    const text = value === null || value === undefined ? "" : String(value);
     if (field.tagName === "SELECT" && ![...field.options].some((o) => o.value === text)) continue;
     field.value = text;
   }
