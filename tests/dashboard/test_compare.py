@@ -19,7 +19,7 @@ def refs(data: StoreData) -> list[ResultRef]:
     return [ResultRef(MODEL, "v2", data.v2_latest), ResultRef(MODEL, "v1", data.v1_all)]
 
 
-def test_the_oldest_result_is_the_baseline_and_the_regression_shows(reader: ResultReader, store_data: StoreData) -> None:
+def test_the_oldest_is_the_baseline_and_the_regression_shows(reader: ResultReader, store_data: StoreData) -> None:
     view = compare_view(reader, refs(store_data), dataset=None)
     assert [r.version for r in view.refs] == ["v1", "v2"] and view.dataset == "val"
     accuracy = next(row for row in view.metrics if (row["dataset"], row["name"]) == ("val", "accuracy"))
