@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ml_debugger._version import __version__
-from ml_debugger.server import routes_compare, routes_results, routes_traces
+from ml_debugger.server import dashboard, routes_catalog, routes_compare, routes_results, routes_traces
 from ml_debugger.server.bodies import JsonBodyLimit, UploadSlots
 from ml_debugger.server.config import ServerConfig
 from ml_debugger.server.context import ServerContext, context, require_key
@@ -74,4 +74,6 @@ def build_app(config: ServerConfig) -> FastAPI:
     app.include_router(routes_traces.router, prefix=API_PREFIX, dependencies=secured, tags=["traces"])
     app.include_router(routes_results.router, prefix=API_PREFIX, dependencies=secured, tags=["results"])
     app.include_router(routes_compare.router, prefix=API_PREFIX, dependencies=secured, tags=["results"])
+    app.include_router(routes_catalog.router, prefix=API_PREFIX, dependencies=secured, tags=["models"])
+    dashboard.install(app)
     return app

@@ -42,6 +42,8 @@ class ServerConfig:
         body_timeout: seconds a request body may send nothing before it is refused (408).
         min_body_rate: bytes per second a body must average after its first ``body_timeout`` seconds (408).
         uncommitted_grace: seconds an uploaded part may stay uncommitted before it is removed.
+        local_only: no API keys: every request from a loopback address is let in and every
+            other one refused (``mldebugger ui``: the dashboard on the embedded store).
     """
 
     home: Path
@@ -56,6 +58,7 @@ class ServerConfig:
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     min_body_rate: float = DEFAULT_MIN_BODY_RATE
     uncommitted_grace: float = DEFAULT_UNCOMMITTED_GRACE
+    local_only: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_part_bytes", "max_part_rows", "max_decoded_bytes", "max_json_bytes", "max_commit_parts",

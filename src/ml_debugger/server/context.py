@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +48,29 @@ def context(request: Request) -> ServerContext:
     return request.app.state.context
 
 
+LOCAL_KEY_ID = "local"
+"""The key id of every request a ``local_only`` server lets in."""
+
+
+def is_loopback(request: Request) -> bool:
+    """The request comes from this machine (``127.0.0.0/8`` or ``::1``)."""
+    try:
+        address = ipaddress.ip_address(request.client.host if request.client else "")
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
 def require_key(request: Request) -> str:
-    """The id of the request's valid API key (a FastAPI dependency); 401 without one."""
+    """The id of the request's valid API key (a FastAPI dependency); 401 without one.
+
+    On a ``local_only`` server every loopback request passes as ``LOCAL_KEY_ID`` and any other is refused.
+    """
+    if context(request).config.local_only:
+        if not is_loopback(request):
+            raise AuthenticationError("this server only answers requests from 127.0.0.1 (mldebugger ui)")
+        return LOCAL_KEY_ID
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
