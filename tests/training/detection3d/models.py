@@ -19,8 +19,8 @@ from torch import nn
 
 mmdet3d = pytest.importorskip("mmdet3d", reason="MMDetection3D is not installed")
 
-from mmdet3d.models import Base3DDetector  # noqa: E402
-from mmdet3d.structures import LiDARInstance3DBoxes  # noqa: E402
+from mmdet3d.models import Base3DDetector
+from mmdet3d.structures import LiDARInstance3DBoxes
 
 CONFIGS = Path(mmdet3d.__file__).parent / ".mim" / "configs"
 PP_RANGE = [0.0, -10.24, -3.0, 20.48, 10.24, 1.0]
@@ -36,7 +36,7 @@ def _build(cfg) -> nn.Module:
     return MODELS.build(cfg).eval()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pointpillars_cfg():
     from mmengine import Config
 
@@ -53,7 +53,7 @@ def pointpillars() -> nn.Module:
     return _build(_pointpillars_cfg())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _centerpoint_cfg():
     from mmengine import Config
 

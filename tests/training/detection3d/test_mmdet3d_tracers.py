@@ -192,3 +192,27 @@ def test_centerpoint_with_velocities_and_task_labels(centerpoint, store) -> None
     assert set(recorded["pred_labels"].tolist()) <= set(range(10)) and len(set(recorded["pred_labels"])) > 1
     assert recorded["gt_attributes"].tolist() == ["vehicle.moving"] and np.isnan(recorded["gt_velocities"][0][1])
     assert len(recorded["pred_features"][0]) == 384 and recorded["label_names"][8] == "pedestrian"
+
+
+def test_box_features_are_the_bev_map_at_the_box_centre(pointpillars, store) -> None:
+    captured = {}
+    handle = pointpillars.neck.register_forward_hook(lambda module, args, output: captured.update(bev=output[0]))
+    tracer = ObjectDetection3DTracer(pointpillars, "pp_features", "v1", store=store)
+    try:
+        tracer(models.cloud(7), car_targets(1), dataset_type="val")
+    finally:
+        handle.remove()
+    tracer.wait_for_save()
+    recorded = rows(store, "pp_features").iloc[0]
+    bev = captured["bev"][0].detach().numpy()  # (C, H, W): rows along y, columns along x
+    x0, y0, _, x1, y1, _ = models.PP_RANGE
+    for box, features in zip(recorded["gt_boxes"].tolist() + recorded["pred_boxes"].tolist()[:3],
+                             recorded["gt_features"].tolist() + recorded["pred_features"].tolist()[:3]):
+        u = (box[0] - x0) / (x1 - x0) * bev.shape[2] - 0.5  # continuous column of the centre
+        v = (box[1] - y0) / (y1 - y0) * bev.shape[1] - 0.5
+        c, r = int(np.floor(u)), int(np.floor(v))
+        fu, fv = u - c, v - r
+        expected = ((1 - fu) * (1 - fv) * bev[:, r, c] + fu * (1 - fv) * bev[:, r, c + 1]
+                    + (1 - fu) * fv * bev[:, r + 1, c] + fu * fv * bev[:, r + 1, c + 1])
+        np.testing.assert_allclose(np.asarray(features, dtype=np.float32), expected, rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(np.asarray(recorded["frame_features"], np.float32), bev.mean(axis=(1, 2)), rtol=2e-3, atol=1e-3)

@@ -86,7 +86,7 @@ def _families_text() -> str:
     return "; ".join(f"{family} ({', '.join(DERIVATIVES[family])})" for family in TRACERS)
 
 
-def ObjectDetection3DTracer(  # noqa: N802 - a factory with the reference SDK's class-like name
+def ObjectDetection3DTracer(
     model: nn.Module,
     model_name: str,
     version_name: str,

@@ -77,7 +77,7 @@ def frame_to_numpy(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _instances(instances: Any) -> dict[str, Any]:
-    return frame_to_numpy({key: instances[key] for key in instances.keys()})
+    return frame_to_numpy(dict(instances.items()))
 
 
 def predictions_from_samples(samples: list[Any]) -> list[dict[str, Any]]:

@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from ml_debugger.exceptions import TraceValidationError
-from ml_debugger.training.detection3d._points import Frame, as_array, frames_of
+from ml_debugger.training._torch import to_numpy
+from ml_debugger.training.detection3d._points import Frame, as_array, as_points, frames_of
 from ml_debugger.training.detection3d._settings import ModelSettings, as_pc_range, config_value, first
 
 IMAGE_KEYS = ("camera_imgs", "images")
@@ -66,26 +67,23 @@ def predictions_from_pred_dicts(output: Any) -> list[dict[str, Any]]:
     return frames
 
 
-def _frame_points(batch_dict: Mapping[str, Any]) -> list[np.ndarray]:
-    points = as_array(batch_dict["points"])
-    if points.ndim != 2 or points.shape[1] < 4:
-        raise TraceValidationError(f"batch_dict['points'] must have shape (N, 1 + 3+) as [batch_index, x, y, z, ...]; got {points.shape}")
-    batch = int(batch_dict["batch_size"])
-    index = points[:, 0].astype(np.int64)
-    return [points[index == b, 1:] for b in range(batch)]
-
-
 def frames(inputs: Any) -> list[Frame]:
-    """Frames of an OpenPCDet ``batch_dict`` (points with their batch index, camera images) or of
-    the reference's point tensors."""
+    """Frames of an OpenPCDet ``batch_dict`` (points ``(M, 1 + C)`` with the batch index first,
+    camera images) or of the reference's point tensors."""
     if not (isinstance(inputs, Mapping) and "batch_size" in inputs):
         return frames_of(inputs)
     if "points" not in inputs:
         raise TraceValidationError(f"an OpenPCDet batch_dict needs 'points' and 'batch_size'; it has {sorted(inputs)}")
-    clouds = _frame_points(inputs)
+    points = as_points(inputs["points"])
+    if points.ndim != 2 or points.shape[1] < 4:
+        raise TraceValidationError(
+            f"batch_dict['points'] must have shape (N, 1 + 3+) as [batch_index, x, y, z, ...]; got {tuple(points.shape)}"
+        )
+    index = points[:, 0].long()
+    clouds = [points[index == b, 1:] for b in range(int(inputs["batch_size"]))]
     images = {key: as_array(inputs[key]) for key in IMAGE_KEYS if as_array(inputs.get(key)) is not None}
     return [
-        Frame((("points", cloud), *((key, image[b]) for key, image in images.items())), cloud)
+        Frame((("points", to_numpy(cloud)), *((key, image[b]) for key, image in images.items())), cloud)
         for b, cloud in enumerate(clouds)
     ]
 

@@ -20,26 +20,37 @@ INPUT_FORMS = (
     "a point tensor (N, 4+) for one frame, (B, N, 4+) or a list of (N_i, 4+) tensors for a batch, or a dict "
     "with 'points' and/or 'img' (and 'img_metas') as MMDetection3D takes it"
 )
-#: Width of the columns of points binned together when counting points in boxes (metres).
+#: Width of the cells of points binned together when counting points in boxes (metres), at least.
 CELL = 2.0
+#: Cells per axis at most (boxes spread wider get wider cells).
+MAX_CELLS_PER_AXIS = 1024
 #: Candidate (point, box) pairs tested at once when counting points in boxes.
 PAIRS_PER_CHUNK = 1 << 21
 
 
 @dataclass(frozen=True)
 class Frame:
-    """One frame of the input: its modalities in a fixed order and its LiDAR points ``(N, C >= 3)``."""
+    """One frame of the input: its modalities in a fixed order (numpy, for the hash) and its
+    LiDAR points ``(N, C >= 3)`` as a tensor on the input's device (for the counts)."""
 
     modalities: tuple[tuple[str, np.ndarray], ...]
-    points: np.ndarray | None
+    points: torch.Tensor | None
+
+
+def _raw(value: Any) -> torch.Tensor | np.ndarray | None:
+    """The tensor or array of a value (MMDetection3D points objects keep theirs in ``.tensor``)."""
+    value = getattr(value, "tensor", value)
+    return value if isinstance(value, (torch.Tensor, np.ndarray)) else None
 
 
 def as_array(value: Any) -> np.ndarray | None:
-    """A numpy array of a tensor, array or MMDetection3D points object (``.tensor``), else None."""
-    value = getattr(value, "tensor", value)  # mmdet3d BasePoints keep their data in .tensor
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        return to_numpy(value)
-    return None
+    """A numpy array of a tensor, array or MMDetection3D points object, else None."""
+    raw = _raw(value)
+    return None if raw is None else to_numpy(raw)
+
+
+def as_points(value: torch.Tensor | np.ndarray) -> torch.Tensor:
+    return value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value))
 
 
 def _single(value: Any) -> Any:
@@ -49,21 +60,21 @@ def _single(value: Any) -> Any:
     return value
 
 
-def _per_frame(value: Any, batch: int, key: str) -> list[np.ndarray]:
-    array = as_array(value)
-    if array is not None:
-        if array.ndim == 0 or len(array) != batch:
+def _per_frame(value: Any, batch: int, key: str) -> list[torch.Tensor | np.ndarray]:
+    raw = _raw(value)
+    if raw is not None:
+        if raw.ndim == 0 or len(raw) != batch:
             raise TraceValidationError(
-                f"inputs[{key!r}] has shape {array.shape}; expected a leading dimension of {batch} frames"
+                f"inputs[{key!r}] has shape {tuple(raw.shape)}; expected a leading dimension of {batch} frames"
             )
-        return list(array)
+        return list(raw)
     if isinstance(value, (list, tuple)):
         if len(value) == 1 and batch != 1:  # [batch] wrapped in a test-time-augmentation list
             return _per_frame(value[0], batch, key)
         if len(value) == batch:
-            arrays = [as_array(_single(item)) for item in value]
-            if all(a is not None for a in arrays):
-                return arrays
+            items = [_raw(_single(item)) for item in value]
+            if all(item is not None for item in items):
+                return items
     raise TraceValidationError(f"inputs[{key!r}] must hold one tensor per frame ({batch} frames); got {type(value).__name__}")
 
 
@@ -88,16 +99,16 @@ def _frames_of_dict(inputs: Mapping[str, Any]) -> list[Frame]:
     per_key: dict[str, list[np.ndarray]] = {}
     for key in keys:
         value = inputs[key]
-        if key == "points" and as_array(value) is not None and as_array(value).ndim == 2:
+        if key == "points" and _raw(value) is not None and _raw(value).ndim == 2:
             value = [value]
-        if as_array(value) is None and not isinstance(value, (list, tuple)):
+        if _raw(value) is None and not isinstance(value, (list, tuple)):
             continue  # a setting (e.g. return_loss=False), not a modality
         per_key[key] = _per_frame(value, batch, key)
     if not per_key:
         raise TraceValidationError(f"the input dict has no points or images (keys {sorted(map(str, inputs))}); pass {INPUT_FORMS}")
     points = per_key.get("points")
     return [
-        Frame(tuple((key, arrays[i]) for key, arrays in per_key.items()), None if points is None else points[i])
+        Frame(tuple((key, to_numpy(items[i])) for key, items in per_key.items()), None if points is None else as_points(points[i]))
         for i in range(batch)
     ]
 
@@ -107,20 +118,20 @@ def frames_of(inputs: Any) -> list[Frame]:
     if isinstance(inputs, Mapping):
         frames = _frames_of_dict(inputs)
     else:
-        array = as_array(inputs)
-        if array is not None and array.ndim == 2:
-            clouds = [array]
-        elif array is not None and array.ndim == 3:
-            clouds = list(array)
-        elif isinstance(inputs, (list, tuple)) and inputs and all(as_array(p) is not None for p in inputs):
-            clouds = [as_array(p) for p in inputs]
+        raw = _raw(inputs)
+        if raw is not None and raw.ndim == 2:
+            clouds = [raw]
+        elif raw is not None and raw.ndim == 3:
+            clouds = list(raw)
+        elif isinstance(inputs, (list, tuple)) and inputs and all(_raw(p) is not None for p in inputs):
+            clouds = [_raw(p) for p in inputs]
         else:
-            shape = getattr(array, "shape", None)
+            shape = tuple(getattr(raw, "shape", ()))
             raise TraceValidationError(f"cannot read frames from inputs of type {type(inputs).__name__} {shape or ''}; pass {INPUT_FORMS}")
-        frames = [Frame((("points", cloud),), cloud) for cloud in clouds]
+        frames = [Frame((("points", to_numpy(cloud)),), as_points(cloud)) for cloud in clouds]
     for i, frame in enumerate(frames):
         if frame.points is not None and (frame.points.ndim != 2 or frame.points.shape[1] < 3):
-            raise TraceValidationError(f"the points of frame {i} must have shape (N, 3+) as [x, y, z, ...]; got {frame.points.shape}")
+            raise TraceValidationError(f"the points of frame {i} must have shape (N, 3+) as [x, y, z, ...]; got {tuple(frame.points.shape)}")
     return frames
 
 
@@ -132,69 +143,76 @@ def hash_frames(frames: Sequence[Frame]) -> np.ndarray:
     return digests
 
 
-def _candidate_runs(xyz: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Runs of points near each box: ``order`` (indices of the points in cells that some box
-    touches, sorted by cell) and ``(run_box, start, length)`` into it for every column of cells
-    that a box's axis-aligned extent touches."""
+def _box_cells(boxes: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """The grid of cells around the boxes and, for every column of cells that a box's
+    axis-aligned extent touches, its ``(box, first key, last key)``: ``(cell, origin, runs, touched,
+    nx, ny)``, where ``touched`` marks the cells some box touches and cell 0 of each axis none."""
     cos, sin = np.abs(np.cos(boxes[:, 6])), np.abs(np.sin(boxes[:, 6]))
     half_w, half_l = boxes[:, 3] / 2, boxes[:, 4] / 2
     extent = np.stack([half_l * cos + half_w * sin, half_l * sin + half_w * cos], axis=1)
-    origin = (boxes[:, :2] - extent).min(axis=0) - CELL  # cell 0 of each axis lies outside every box
-    low = np.floor((boxes[:, :2] - extent - origin) / CELL).astype(np.int64)
-    high = np.floor((boxes[:, :2] + extent - origin) / CELL).astype(np.int64)
-    nx, ny = high.max(axis=0) + 2
+    low_corner, high_corner = boxes[:, :2] - extent, boxes[:, :2] + extent
+    cell = max(CELL, float((high_corner.max(axis=0) - low_corner.min(axis=0)).max()) / MAX_CELLS_PER_AXIS)
+    origin = low_corner.min(axis=0) - cell
+    low = np.floor((low_corner - origin) / cell).astype(np.int64)
+    high = np.floor((high_corner - origin) / cell).astype(np.int64)
+    nx, ny = (int(v) for v in high.max(axis=0) + 2)
     columns = high[:, 0] - low[:, 0] + 1
     run_box = np.repeat(np.arange(len(boxes)), columns)
     run_column = low[run_box, 0] + np.arange(len(run_box)) - np.repeat(np.cumsum(columns) - columns, columns)
-    run_low, run_high = run_column * ny + low[run_box, 1], run_column * ny + high[run_box, 1]
-    touched = np.zeros(nx * ny + 1, dtype=np.int32)  # only points in cells that some box touches are sorted
-    np.add.at(touched, run_low, 1)
-    np.add.at(touched, run_high + 1, -1)
-    touched = np.cumsum(touched[:-1]) > 0
-    # Points outside the boxes' extent (and NaN) are clipped into the untouched border cells.
-    cells = np.floor((xyz[:, :2] - origin.astype(np.float32)) * np.float32(1.0 / CELL))
-    cells = np.fmax(np.fmin(cells, [nx - 1, ny - 1], out=cells), 0, out=cells).astype(np.int64)  # fmin/fmax drop NaN
-    keys = cells[:, 0] * ny + cells[:, 1]
-    order = np.flatnonzero(touched[keys])
-    order = order[np.argsort(keys[order])]
-    sorted_keys = keys[order]
-    start = np.searchsorted(sorted_keys, run_low, side="left")
-    stop = np.searchsorted(sorted_keys, run_high, side="right")
-    return order, run_box, start, stop - start
+    runs = np.stack([run_box, run_column * ny + low[run_box, 1], run_column * ny + high[run_box, 1]], axis=1)
+    touched = np.zeros(nx * ny + 1, dtype=np.int32)
+    np.add.at(touched, runs[:, 1], 1)
+    np.add.at(touched, runs[:, 2] + 1, -1)
+    return cell, origin, runs, np.cumsum(touched[:-1]) > 0, nx, ny
 
 
-def _inside(xyz: np.ndarray, box: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    """Whether ``xyz[i]`` lies in box ``box[i]``; ``frames`` rows are ``[cx, cy, cz, cos, sin, w/2, l/2, h/2]``."""
-    f = frames[box]
-    dx, dy = xyz[:, 0] - f[:, 0], xyz[:, 1] - f[:, 1]
-    along = dx * f[:, 3] + dy * f[:, 4]
-    across = dy * f[:, 3] - dx * f[:, 4]
-    return (np.abs(along) < f[:, 6]) & (np.abs(across) < f[:, 5]) & (np.abs(xyz[:, 2] - f[:, 2]) <= f[:, 7])
+def _inside(points: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """Whether ``points[i]`` lies in the box of ``frames[i]`` = ``[cx, cy, cz, cos, sin, w/2, l/2, h/2]``."""
+    dx, dy = points[:, 0] - frames[:, 0], points[:, 1] - frames[:, 1]
+    along = dx * frames[:, 3] + dy * frames[:, 4]
+    across = dy * frames[:, 3] - dx * frames[:, 4]
+    return (along.abs() < frames[:, 6]) & (across.abs() < frames[:, 5]) & ((points[:, 2] - frames[:, 2]).abs() <= frames[:, 7])
 
 
-def count_points_in_boxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+@torch.no_grad()
+def count_points_in_boxes(points: torch.Tensor | np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """``(m,)`` int32: how many of ``points`` ``(N, 3+)`` lie in each ``[cx, cy, cz, w, l, h, yaw]`` box.
 
     A point is inside when, in the box's frame, ``|along| < l/2``, ``|across| < w/2`` and
-    ``|dz| <= h/2`` (the test of MMCV's ``points_in_boxes``). Points are binned into columns of
-    ``CELL`` metres so each box is tested only against the points near it.
+    ``|dz| <= h/2`` (the test of MMCV's ``points_in_boxes``, in float32 as there). It runs on the
+    points' device: the points are binned into cells of ``CELL`` metres (sorted by cell), so each
+    box is tested only against the points in the cells it touches.
     """
-    counts = np.zeros(len(boxes), dtype=np.int64)
-    xyz = np.asarray(points)[:, :3]
+    xyz = as_points(points)[:, :3]
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
     if len(boxes) == 0 or len(xyz) == 0:
-        return counts.astype(np.int32)
-    boxes = np.asarray(boxes, dtype=np.float64)
-    frames = np.column_stack([boxes[:, :3], np.cos(boxes[:, 6]), np.sin(boxes[:, 6]), boxes[:, 3:6] / 2])
-    order, run_box, start, lengths = _candidate_runs(xyz, boxes)
+        return np.zeros(len(boxes), dtype=np.int32)
+    cell, origin, runs, touched, nx, ny = _box_cells(boxes)
+    device = xyz.device
+    # Points outside the boxes' extent are clipped into the untouched border cells (NaN into cell 0).
+    cells = torch.nan_to_num((xyz[:, :2].float() - torch.tensor(origin, dtype=torch.float32, device=device)) / cell, nan=-1.0)
+    cells = torch.minimum(cells.clamp_(min=0), torch.tensor([nx - 1, ny - 1], dtype=torch.float32, device=device)).int()
+    keys = cells[:, 0] * ny + cells[:, 1]  # int32: at most MAX_CELLS_PER_AXIS + 2 cells per axis
+    order = torch.nonzero(torch.from_numpy(touched).to(device).index_select(0, keys)).squeeze(1)
+    sorted_keys, by_key = torch.sort(keys.index_select(0, order))
+    order = order.index_select(0, by_key)
+    runs_t = torch.from_numpy(runs).to(device)
+    bounds = torch.from_numpy(runs[:, 1:].astype(np.int32).T.copy()).to(device)
+    start = torch.searchsorted(sorted_keys, bounds[0])
+    lengths = (torch.searchsorted(sorted_keys, bounds[1], right=True) - start).cpu().numpy()
+    candidates = xyz.index_select(0, order).float()
+    frames = torch.tensor(np.column_stack([boxes[:, :3], np.cos(boxes[:, 6]), np.sin(boxes[:, 6]), boxes[:, 3:6] / 2]),
+                          dtype=torch.float32, device=device)
+    counts = torch.zeros(len(boxes), dtype=torch.int64, device=device)
     ends = np.cumsum(lengths)
     first = 0
-    while first < len(run_box):  # runs in chunks of about PAIRS_PER_CHUNK candidate pairs
+    while first < len(runs):  # runs in chunks of about PAIRS_PER_CHUNK candidate pairs
         last = max(int(np.searchsorted(ends, ends[first] - lengths[first] + PAIRS_PER_CHUNK, side="right")), first + 1)
-        n = lengths[first:last]
-        pair_box = np.repeat(run_box[first:last], n)
-        within = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-        pair_point = order[np.repeat(start[first:last], n) + within]
-        inside = _inside(xyz[pair_point].astype(np.float64), pair_box, frames)
-        counts += np.bincount(pair_box[inside], minlength=len(boxes))
+        n = torch.from_numpy(lengths[first:last]).to(device)
+        offsets = torch.cumsum(n, 0) - n
+        positions = torch.repeat_interleave(start[first:last] - offsets, n) + torch.arange(int(n.sum()), device=device)
+        box = torch.repeat_interleave(runs_t[first:last, 0], n)
+        inside = _inside(candidates.index_select(0, positions), frames.index_select(0, box))
+        counts += torch.bincount(box[inside], minlength=len(boxes))
         first = last
-    return counts.astype(np.int32)
+    return counts.cpu().numpy().astype(np.int32)

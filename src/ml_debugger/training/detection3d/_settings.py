@@ -77,7 +77,7 @@ def checked_pc_range(value: Sequence[float]) -> tuple[float, ...]:
 
 
 def _warn(message: str) -> None:
-    warnings.warn("ml-debugger: " + message, stacklevel=4)
+    warnings.warn("ml-debugger: " + message, stacklevel=5)  # the caller of ObjectDetection3DTracer
 
 
 def resolve(
