@@ -112,7 +112,7 @@ def part1(args: argparse.Namespace) -> None:
     print(f"  traced call (tracer only): median {1e3 * statistics.median(traced):.1f} ms per frame, "
           f"min {1e3 * min(traced):.1f} ms; wait_for_save {1e3 * save:.0f} ms")
     for name, times in stages.items():
-        print(f"    {name}: median {1e3 * statistics.median(times):.1f} ms")
+        print(f"    {name}: median {1e3 * statistics.median(times):.1f} ms, min {1e3 * min(times):.1f} ms")
 
 
 def part2(args: argparse.Namespace) -> None:
