@@ -61,15 +61,33 @@ class CenterPoint(nn.Module):
 def nuscenes_frame(rng: np.random.Generator, points: int, cameras: bool) -> tuple[dict, list[dict], list[dict]]:
     from mmdet3d.structures import LiDARInstance3DBoxes
 
-    cloud = torch.tensor(np.column_stack([rng.uniform(-54, 54, (points, 2)), rng.uniform(-3, 2, points),
-                                          rng.uniform(size=(points, 2))]), dtype=torch.float32)
+    cloud = torch.tensor(
+        np.column_stack([rng.uniform(-54, 54, (points, 2)), rng.uniform(-3, 2, points), rng.uniform(size=(points, 2))]),
+        dtype=torch.float32,
+    )
     n = 300
-    boxes = np.column_stack([rng.uniform(-50, 50, (n, 2)), rng.uniform(-2, 0, n), rng.uniform(1.5, 5, n),
-                             rng.uniform(0.6, 2.5, n), rng.uniform(1, 2, n), rng.uniform(-3, 3, n), rng.normal(size=(n, 2))])
-    result = {"pts_bbox": {"boxes_3d": LiDARInstance3DBoxes(torch.tensor(boxes, dtype=torch.float32), box_dim=9),
-                           "scores_3d": torch.tensor(rng.uniform(0.1, 1, n), dtype=torch.float32),
-                           "labels_3d": torch.tensor(rng.integers(0, 10, n))}}
-    truth = {"boxes_3d": torch.tensor(boxes[:60, :7], dtype=torch.float32), "labels_3d": torch.tensor(rng.integers(0, 10, 60))}
+    boxes = np.column_stack(
+        [
+            rng.uniform(-50, 50, (n, 2)),
+            rng.uniform(-2, 0, n),
+            rng.uniform(1.5, 5, n),
+            rng.uniform(0.6, 2.5, n),
+            rng.uniform(1, 2, n),
+            rng.uniform(-3, 3, n),
+            rng.normal(size=(n, 2)),
+        ]
+    )
+    result = {
+        "pts_bbox": {
+            "boxes_3d": LiDARInstance3DBoxes(torch.tensor(boxes, dtype=torch.float32), box_dim=9),
+            "scores_3d": torch.tensor(rng.uniform(0.1, 1, n), dtype=torch.float32),
+            "labels_3d": torch.tensor(rng.integers(0, 10, n)),
+        }
+    }
+    truth = {
+        "boxes_3d": torch.tensor(boxes[:60, :7], dtype=torch.float32),
+        "labels_3d": torch.tensor(rng.integers(0, 10, 60)),
+    }
     inputs = {"points": [cloud]}
     if cameras:
         inputs["img"] = torch.rand(1, 6, 3, 256, 704)
@@ -109,8 +127,10 @@ def part1(args: argparse.Namespace) -> None:
         stages["sample BEV at 360 centres"].append(time.perf_counter() - start)
     what = f"{args.points:,} points x 5" + (" + 6 cameras 3x256x704" if args.cameras else "")
     print(f"part 1: {args.frames} nuScenes-sized frames ({what}, 300 detections, 60 GT, BEV 384x180x180)")
-    print(f"  traced call (tracer only): median {1e3 * statistics.median(traced):.1f} ms per frame, "
-          f"min {1e3 * min(traced):.1f} ms; wait_for_save {1e3 * save:.0f} ms")
+    print(
+        f"  traced call (tracer only): median {1e3 * statistics.median(traced):.1f} ms per frame, "
+        f"min {1e3 * min(traced):.1f} ms; wait_for_save {1e3 * save:.0f} ms"
+    )
     for name, times in stages.items():
         print(f"    {name}: median {1e3 * statistics.median(times):.1f} ms, min {1e3 * min(times):.1f} ms")
 
@@ -140,8 +160,11 @@ def part2(args: argparse.Namespace) -> None:
             ratios.append(times[1] / times[0] - 1)
         tracer.wait_for_save()
         tracer.close()
-    print(f"part 2: tiny PointPillars on the CPU, {args.frames} frames: overhead median {100 * statistics.median(ratios):+.1f}% "
-          f"(quartiles {100 * np.percentile(ratios, 25):+.1f}% / {100 * np.percentile(ratios, 75):+.1f}%)")
+    print(
+        f"part 2: tiny PointPillars on the CPU, {args.frames} frames: "
+        f"overhead median {100 * statistics.median(ratios):+.1f}% "
+        f"(quartiles {100 * np.percentile(ratios, 25):+.1f}% / {100 * np.percentile(ratios, 75):+.1f}%)"
+    )
 
 
 def main() -> None:

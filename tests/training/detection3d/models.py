@@ -57,7 +57,9 @@ def pointpillars() -> nn.Module:
 def _centerpoint_cfg():
     from mmengine import Config
 
-    cfg = Config.fromfile(str(CONFIGS / "centerpoint" / "centerpoint_pillar02_second_secfpn_8xb4-cyclic-20e_nus-3d.py")).model
+    cfg = Config.fromfile(
+        str(CONFIGS / "centerpoint" / "centerpoint_pillar02_second_secfpn_8xb4-cyclic-20e_nus-3d.py")
+    ).model
     cfg.data_preprocessor.voxel_layer.point_cloud_range = CP_RANGE
     cfg.pts_voxel_encoder.point_cloud_range = CP_RANGE
     cfg.pts_middle_encoder.output_shape = (128, 128)  # 25.6 m / 0.2 m
@@ -129,7 +131,9 @@ class _OpenPCDetDetector(nn.Module):
     def __init__(self, model_cfg: dict, pc_range, class_names) -> None:
         super().__init__()
         self.model_cfg = model_cfg
-        self.dataset = SimpleNamespace(point_cloud_range=np.array(pc_range, dtype=np.float32), class_names=list(class_names))
+        self.dataset = SimpleNamespace(
+            point_cloud_range=np.array(pc_range, dtype=np.float32), class_names=list(class_names)
+        )
         self.class_names, self.num_class = list(class_names), len(class_names)
         self.scatter = _BEVNet(pc_range)
         self.backbone_2d = _Backbone2D()
@@ -162,8 +166,16 @@ class PointPillar(_OpenPCDetDetector):
         pred_dicts = []
         for b in range(len(bev)):
             n = scores.shape[1]
-            boxes = torch.stack([xs[b], ys[b], torch.full((n,), -1.0), *(torch.full((n,), s) for s in self.box_size),
-                                 heading[b].expand(n)], dim=1)
+            boxes = torch.stack(
+                [
+                    xs[b],
+                    ys[b],
+                    torch.full((n,), -1.0),
+                    *(torch.full((n,), s) for s in self.box_size),
+                    heading[b].expand(n),
+                ],
+                dim=1,
+            )
             keep = scores[b] >= self.model_cfg["POST_PROCESSING"]["SCORE_THRESH"]
             labels = torch.arange(n) % self.num_class + 1
             pred_dicts.append({"pred_boxes": boxes[keep], "pred_scores": scores[b][keep], "pred_labels": labels[keep]})
@@ -175,13 +187,30 @@ class CenterPoint(_OpenPCDetDetector):
     9-value ``pred_boxes`` ``[x, y, z, dx, dy, dz, heading, vx, vy]`` and ``DENSE_HEAD.POST_PROCESSING``
     (tools/cfgs/nuscenes_models/cbgs_voxel0075_res3d_centerpoint.yaml)."""
 
-    names = ("car", "truck", "construction_vehicle", "bus", "trailer", "barrier", "motorcycle", "bicycle",
-             "pedestrian", "traffic_cone")
+    names = (
+        "car",
+        "truck",
+        "construction_vehicle",
+        "bus",
+        "trailer",
+        "barrier",
+        "motorcycle",
+        "bicycle",
+        "pedestrian",
+        "traffic_cone",
+    )
 
     def __init__(self, pc_range=CP_RANGE) -> None:
-        cfg = {"DENSE_HEAD": {"POST_PROCESSING": {
-            "SCORE_THRESH": 0.1, "MAX_OBJ_PER_SAMPLE": 500, "NMS_CONFIG": {"NMS_THRESH": 0.2, "NMS_POST_MAXSIZE": 83}}},
-            "POST_PROCESSING": {"RECALL_THRESH_LIST": [0.3, 0.5, 0.7]}}
+        cfg = {
+            "DENSE_HEAD": {
+                "POST_PROCESSING": {
+                    "SCORE_THRESH": 0.1,
+                    "MAX_OBJ_PER_SAMPLE": 500,
+                    "NMS_CONFIG": {"NMS_THRESH": 0.2, "NMS_POST_MAXSIZE": 83},
+                }
+            },
+            "POST_PROCESSING": {"RECALL_THRESH_LIST": [0.3, 0.5, 0.7]},
+        }
         super().__init__(cfg, pc_range, self.names)
         self.regress = nn.Conv2d(8, 5, 1)  # heading, vx, vy, log dx, log dy
 
@@ -192,9 +221,20 @@ class CenterPoint(_OpenPCDetDetector):
         pred_dicts = []
         for b in range(len(bev)):
             n, r = scores.shape[1], reg[b]
-            boxes = torch.stack([xs[b], ys[b], torch.full((n,), -0.5), 4.0 + r[3].exp().expand(n),
-                                 1.8 + r[4].exp().expand(n), torch.full((n,), 1.6), r[0].expand(n),
-                                 r[1].expand(n), r[2].expand(n)], dim=1)
+            boxes = torch.stack(
+                [
+                    xs[b],
+                    ys[b],
+                    torch.full((n,), -0.5),
+                    4.0 + r[3].exp().expand(n),
+                    1.8 + r[4].exp().expand(n),
+                    torch.full((n,), 1.6),
+                    r[0].expand(n),
+                    r[1].expand(n),
+                    r[2].expand(n),
+                ],
+                dim=1,
+            )
             pred_dicts.append({"pred_boxes": boxes, "pred_scores": scores[b], "pred_labels": torch.arange(n) % 10 + 1})
         return pred_dicts, {}
 
@@ -241,13 +281,20 @@ class BEVFormer(nn.Module):
         x0, y0, z0, x1, y1, z1 = self.pc_range
         results = []
         for b in range(batch):
-            logits, reg = out[b, :, :head.num_classes], out[b, :, head.num_classes:]
+            logits, reg = out[b, :, : head.num_classes], out[b, :, head.num_classes :]
             scores, labels = torch.sigmoid(logits).max(dim=1)
             centre = torch.sigmoid(reg[:, :3]) * torch.tensor([x1 - x0, y1 - y0, z1 - z0]) + torch.tensor([x0, y0, z0])
             dims = reg[:, 3:6].exp()
             boxes = torch.cat([centre[:, :2], centre[:, 2:3] - dims[:, 2:3] / 2, dims, reg[:, 6:9]], dim=1)
-            results.append({"pts_bbox": {"boxes_3d": LiDARInstance3DBoxes(boxes, box_dim=9), "scores_3d": scores,
-                                         "labels_3d": labels}})
+            results.append(
+                {
+                    "pts_bbox": {
+                        "boxes_3d": LiDARInstance3DBoxes(boxes, box_dim=9),
+                        "scores_3d": scores,
+                        "labels_3d": labels,
+                    }
+                }
+            )
         return results
 
 
@@ -277,8 +324,9 @@ class _TransFusionHead(nn.Module):
             y = pc_range[1] + (cell // w + 0.5) * (pc_range[4] - pc_range[1]) / h
             r = reg[b][:, cell].T
             dims = r[:, 0:3].exp()
-            boxes = torch.stack([x, y, r[:, 3] - dims[:, 2] / 2, dims[:, 0], dims[:, 1], dims[:, 2], r[:, 4], r[:, 5],
-                                 r[:, 6]], dim=1)
+            boxes = torch.stack(
+                [x, y, r[:, 3] - dims[:, 2] / 2, dims[:, 0], dims[:, 1], dims[:, 2], r[:, 4], r[:, 5], r[:, 6]], dim=1
+            )
             instances = InstanceData()
             instances.bboxes_3d = LiDARInstance3DBoxes(boxes, box_dim=9)
             instances.scores_3d, instances.labels_3d = scores, labels
@@ -295,8 +343,14 @@ class BEVFusion(Base3DDetector):
     def __init__(self, pc_range=(-12.8, -12.8, -5.0, 12.8, 12.8, 3.0)) -> None:
         from mmcv.ops import Voxelization
 
-        super().__init__(data_preprocessor={"type": "Det3DDataPreprocessor", "mean": [0.0, 0.0, 0.0],
-                                            "std": [1.0, 1.0, 1.0], "bgr_to_rgb": False})
+        super().__init__(
+            data_preprocessor={
+                "type": "Det3DDataPreprocessor",
+                "mean": [0.0, 0.0, 0.0],
+                "std": [1.0, 1.0, 1.0],
+                "bgr_to_rgb": False,
+            }
+        )
         self.pc_range = list(pc_range)
         self.pts_voxel_layer = Voxelization([0.8, 0.8, 8.0], self.pc_range, max_num_points=10, max_voxels=2000)
         self.bev = _BEVNet(self.pc_range, cells=32, channels=8)

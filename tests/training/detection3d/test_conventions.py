@@ -35,7 +35,9 @@ def test_mmdet3d_boxes_match_the_nuscenes_devkit_export() -> None:
     from mmdet3d.evaluation.metrics.nuscenes_metric import output_to_nusc_box
 
     boxes = structures.LiDARInstance3DBoxes(torch.tensor([MMDET3D_BOX]), box_dim=9)
-    [nus_box], _ = output_to_nusc_box({"bboxes_3d": boxes, "scores_3d": torch.tensor([0.9]), "labels_3d": torch.tensor([0])})
+    [nus_box], _ = output_to_nusc_box(
+        {"bboxes_3d": boxes, "scores_3d": torch.tensor([0.9]), "labels_3d": torch.tensor([0])}
+    )
     reference, _ = boxes_to_reference(boxes, legacy=False)
     np.testing.assert_allclose(reference[0, :3], nus_box.center, rtol=1e-6)
     np.testing.assert_allclose(reference[0, 3:6], nus_box.wlh, rtol=1e-6)  # nuScenes' w, l, h
@@ -58,14 +60,17 @@ def test_data_samples_give_predictions_and_ground_truth() -> None:
     sample = structures.Det3DDataSample()
     sample.pred_instances_3d = InstanceData(
         bboxes_3d=structures.LiDARInstance3DBoxes(torch.tensor([MMDET3D_BOX[:7]])),
-        scores_3d=torch.tensor([0.7]), labels_3d=torch.tensor([2], dtype=torch.int32),
+        scores_3d=torch.tensor([0.7]),
+        labels_3d=torch.tensor([2], dtype=torch.int32),
     )
     [prediction] = predictions_from_samples([sample])
     np.testing.assert_allclose(prediction["boxes_3d"], [REFERENCE_BOX], rtol=1e-6)
     assert prediction["labels_3d"].tolist() == [2] and "velocities" not in prediction
     # Test pipelines keep the ground truth in eval_ann_info; training ones in gt_instances_3d.
-    sample.eval_ann_info = {"gt_bboxes_3d": structures.LiDARInstance3DBoxes(torch.tensor([MMDET3D_BOX]), box_dim=9),
-                            "gt_labels_3d": np.array([4])}
+    sample.eval_ann_info = {
+        "gt_bboxes_3d": structures.LiDARInstance3DBoxes(torch.tensor([MMDET3D_BOX]), box_dim=9),
+        "gt_labels_3d": np.array([4]),
+    }
     [truth] = targets_from_samples([sample])
     np.testing.assert_allclose(truth["boxes_3d"], [REFERENCE_BOX], rtol=1e-6)
     assert truth["labels_3d"].tolist() == [4] and truth["velocities"].tolist() == [[1.0, -0.5]]
@@ -80,16 +85,25 @@ def test_camera_boxes_are_refused() -> None:
 
 def test_openpcdet_boxes_swap_dx_dy_and_labels_become_0_based() -> None:
     pred_dicts = [
-        {"pred_boxes": torch.tensor([[10.0, 5.0, -0.75, 4.0, 2.0, 1.5, 0.5, 1.0, -0.5]]),
-         "pred_scores": torch.tensor([0.8]), "pred_labels": torch.tensor([1])},
-        {"pred_boxes": torch.zeros(0, 9), "pred_scores": torch.zeros(0), "pred_labels": torch.zeros(0, dtype=torch.long)},
+        {
+            "pred_boxes": torch.tensor([[10.0, 5.0, -0.75, 4.0, 2.0, 1.5, 0.5, 1.0, -0.5]]),
+            "pred_scores": torch.tensor([0.8]),
+            "pred_labels": torch.tensor([1]),
+        },
+        {
+            "pred_boxes": torch.zeros(0, 9),
+            "pred_scores": torch.zeros(0),
+            "pred_labels": torch.zeros(0, dtype=torch.long),
+        },
     ]
     first, empty = predictions_from_pred_dicts((pred_dicts, {}))
     np.testing.assert_allclose(first["boxes_3d"], [REFERENCE_BOX], rtol=1e-6)  # gravity centre already
     assert first["labels_3d"].tolist() == [0] and first["velocities"].tolist() == [[1.0, -0.5]]
     assert empty["boxes_3d"].shape == (0, 7) and empty["velocities"].shape == (0, 2)
     with pytest.raises(TraceValidationError, match="must be 1-based"):
-        predictions_from_pred_dicts([{"pred_boxes": torch.zeros(1, 7), "pred_scores": torch.ones(1), "pred_labels": torch.zeros(1)}])
+        predictions_from_pred_dicts(
+            [{"pred_boxes": torch.zeros(1, 7), "pred_scores": torch.ones(1), "pred_labels": torch.zeros(1)}]
+        )
     # gt_boxes of a batch_dict: [x, y, z, dx, dy, dz, heading, label], zero rows pad the batch.
     gt = torch.zeros(2, 2, 8)
     gt[0, 0] = torch.tensor([10.0, 5.0, -0.75, 4.0, 2.0, 1.5, 0.5, 3])
@@ -102,8 +116,16 @@ def test_bev_iou_equals_exact_polygon_overlap() -> None:
     geometry = pytest.importorskip("shapely.geometry", reason="shapely is not installed")
     rng = np.random.default_rng(1)
     n = 40
-    boxes = np.column_stack([rng.uniform(-4, 4, (n, 2)), np.zeros(n), rng.uniform(0.5, 3, n), rng.uniform(0.5, 6, n),
-                             np.ones(n), rng.uniform(-4, 4, n)])
+    boxes = np.column_stack(
+        [
+            rng.uniform(-4, 4, (n, 2)),
+            np.zeros(n),
+            rng.uniform(0.5, 3, n),
+            rng.uniform(0.5, 6, n),
+            np.ones(n),
+            rng.uniform(-4, 4, n),
+        ]
+    )
     polygons = [geometry.Polygon(c) for c in bev_corners(boxes)]
     expected = np.array([[p.intersection(q).area / p.union(q).area for q in polygons] for p in polygons])
     np.testing.assert_allclose(bev_iou(boxes, boxes), expected, atol=1e-9)
@@ -111,8 +133,14 @@ def test_bev_iou_equals_exact_polygon_overlap() -> None:
 
 
 def test_nms_is_class_wise_and_keeps_the_best() -> None:
-    boxes = np.array([[0, 0, 0, 2, 4, 1.5, 0.0], [0.2, 0, 0, 2, 4, 1.5, 0.1], [0.2, 0, 0, 2, 4, 1.5, 0.1],
-                      [10, 0, 0, 2, 4, 1.5, 0.0]])
+    boxes = np.array(
+        [
+            [0, 0, 0, 2, 4, 1.5, 0.0],
+            [0.2, 0, 0, 2, 4, 1.5, 0.1],
+            [0.2, 0, 0, 2, 4, 1.5, 0.1],
+            [10, 0, 0, 2, 4, 1.5, 0.0],
+        ]
+    )
     scores = np.array([0.5, 0.9, 0.8, 0.3])
     labels = np.array([0, 0, 1, 0])
     assert nms_bev(boxes, scores, labels, 0.5).tolist() == [1, 2, 3]  # box 0 overlaps the better box 1

@@ -69,7 +69,9 @@ def test_recorded_frames_are_the_models_own_output(pointpillars, store) -> None:
         assert recorded["pred_num_points"][i].tolist() == inside[0].sum(0).tolist()
         assert len(recorded["pred_features"][i]) == len(boxes) and len(recorded["pred_features"][i][0]) == 384
     gt_bottom = torch.tensor([[[8.0, 1.0, -0.8 - 0.78, 3.9, 1.6, 1.56, 0.3]]])  # the GT car as MMCV takes it
-    assert recorded["gt_num_points"][0].tolist() == [int(ops.points_in_boxes_cpu(clouds[0][None, :, :3], gt_bottom).sum())]
+    assert recorded["gt_num_points"][0].tolist() == [
+        int(ops.points_in_boxes_cpu(clouds[0][None, :, :3], gt_bottom).sum())
+    ]
     assert recorded["gt_num_points"][0][0] > 0
     assert [len(f) for f in recorded["frame_features"]] == [384, 384]
     assert recorded[["score_thresh", "iou_thresh", "max_detections"]].iloc[0].tolist() == pytest.approx([0.1, 0.01, 50])
@@ -84,7 +86,10 @@ class GeneratedFrames(Dataset):
         return 4
 
     def __getitem__(self, i: int):
-        target = {"boxes_3d": torch.tensor([[6.0 + i, -2.0, -0.8, 1.6, 3.9, 1.56, 0.1 * i]]), "labels_3d": torch.tensor([0])}
+        target = {
+            "boxes_3d": torch.tensor([[6.0 + i, -2.0, -0.8, 1.6, 3.9, 1.56, 0.1 * i]]),
+            "labels_3d": torch.tensor([0]),
+        }
         return models.cloud(10 + i), target, f"frame-{i}"
 
 
@@ -120,7 +125,9 @@ def test_the_reference_sample_runs_unchanged(pointpillars, store) -> None:
 def test_explicit_thresholds_filter_what_is_recorded(pointpillars, store) -> None:
     clouds = [models.cloud(3)]
     expected = pointpillars.test_step(data_batch(clouds))[0].pred_instances_3d
-    tracer = ObjectDetection3DTracer(pointpillars, "pp_strict", "v1", iou_thresh=0.005, max_detections_per_frame=5, store=store)
+    tracer = ObjectDetection3DTracer(
+        pointpillars, "pp_strict", "v1", iou_thresh=0.005, max_detections_per_frame=5, store=store
+    )
     assert (tracer.score_thresh, tracer.iou_thresh, tracer.max_detections_per_frame) == (0.1, 0.005, 5)
     tracer(clouds, car_targets(1), dataset_type="val")
     tracer.wait_for_save()
@@ -173,8 +180,12 @@ def test_bad_ground_truth_names_the_field_and_records_nothing(pointpillars, stor
 
 def test_centerpoint_with_velocities_and_task_labels(centerpoint, store) -> None:
     clouds = [models.cloud(6, width=5, low=(-12, -12, -3), high=(12, 12, 1))]
-    targets = {"boxes_3d": [torch.tensor([[2.0, 3.0, -1.0, 1.9, 4.5, 1.7, 1.0]])], "labels_3d": [torch.tensor([8])],
-               "velocities": [torch.tensor([[0.5, float("nan")]])], "attributes": [["vehicle.moving"]]}
+    targets = {
+        "boxes_3d": [torch.tensor([[2.0, 3.0, -1.0, 1.9, 4.5, 1.7, 1.0]])],
+        "labels_3d": [torch.tensor([8])],
+        "velocities": [torch.tensor([[0.5, float("nan")]])],
+        "attributes": [["vehicle.moving"]],
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing to warn about with the model's own settings
         tracer = ObjectDetection3DTracer(centerpoint, "cp", "v1", store=store)
@@ -188,7 +199,9 @@ def test_centerpoint_with_velocities_and_task_labels(centerpoint, store) -> None
     recorded = rows(store, "cp").iloc[0]
     instances = output[0].pred_instances_3d
     assert instances.bboxes_3d.box_dim == 9 and len(instances.scores_3d) > 0
-    np.testing.assert_allclose(np.stack(recorded["pred_velocities"]), instances.bboxes_3d.tensor[:, 7:9].detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.stack(recorded["pred_velocities"]), instances.bboxes_3d.tensor[:, 7:9].detach().numpy(), rtol=1e-6
+    )
     assert set(recorded["pred_labels"].tolist()) <= set(range(10)) and len(set(recorded["pred_labels"])) > 1
     assert recorded["gt_attributes"].tolist() == ["vehicle.moving"] and np.isnan(recorded["gt_velocities"][0][1])
     assert len(recorded["pred_features"][0]) == 384 and recorded["label_names"][8] == "pedestrian"
@@ -206,13 +219,21 @@ def test_box_features_are_the_bev_map_at_the_box_centre(pointpillars, store) -> 
     recorded = rows(store, "pp_features").iloc[0]
     bev = captured["bev"][0].detach().numpy()  # (C, H, W): rows along y, columns along x
     x0, y0, _, x1, y1, _ = models.PP_RANGE
-    for box, features in zip(recorded["gt_boxes"].tolist() + recorded["pred_boxes"].tolist()[:3],
-                             recorded["gt_features"].tolist() + recorded["pred_features"].tolist()[:3]):
+    for box, features in zip(
+        recorded["gt_boxes"].tolist() + recorded["pred_boxes"].tolist()[:3],
+        recorded["gt_features"].tolist() + recorded["pred_features"].tolist()[:3],
+    ):
         u = (box[0] - x0) / (x1 - x0) * bev.shape[2] - 0.5  # continuous column of the centre
         v = (box[1] - y0) / (y1 - y0) * bev.shape[1] - 0.5
         c, r = int(np.floor(u)), int(np.floor(v))
         fu, fv = u - c, v - r
-        expected = ((1 - fu) * (1 - fv) * bev[:, r, c] + fu * (1 - fv) * bev[:, r, c + 1]
-                    + (1 - fu) * fv * bev[:, r + 1, c] + fu * fv * bev[:, r + 1, c + 1])
+        expected = (
+            (1 - fu) * (1 - fv) * bev[:, r, c]
+            + fu * (1 - fv) * bev[:, r, c + 1]
+            + (1 - fu) * fv * bev[:, r + 1, c]
+            + fu * fv * bev[:, r + 1, c + 1]
+        )
         np.testing.assert_allclose(np.asarray(features, dtype=np.float32), expected, rtol=2e-3, atol=2e-3)
-    np.testing.assert_allclose(np.asarray(recorded["frame_features"], np.float32), bev.mean(axis=(1, 2)), rtol=2e-3, atol=1e-3)
+    np.testing.assert_allclose(
+        np.asarray(recorded["frame_features"], np.float32), bev.mean(axis=(1, 2)), rtol=2e-3, atol=1e-3
+    )

@@ -20,8 +20,10 @@ def rows(store: LocalStore, name: str):
 
 
 def targets(n_frames: int, label: int = 0) -> dict:
-    return {"boxes_3d": [torch.tensor([[6.0, 2.0, -1.0, 1.6, 3.9, 1.5, 0.2]]) for _ in range(n_frames)],
-            "labels_3d": [torch.tensor([label]) for _ in range(n_frames)]}
+    return {
+        "boxes_3d": [torch.tensor([[6.0, 2.0, -1.0, 1.6, 3.9, 1.5, 0.2]]) for _ in range(n_frames)],
+        "labels_3d": [torch.tensor([label]) for _ in range(n_frames)],
+    }
 
 
 class EFMFPillars(models.PointPillar):
@@ -45,7 +47,9 @@ def test_openpcdet_pointpillars_from_point_tensors(store) -> None:
         assert len(frame["pred_boxes"]) > 0
         assert recorded["pred_labels"][i].tolist() == (frame["pred_labels"] - 1).tolist()  # 1-based -> 0-based
         boxes = np.stack(recorded["pred_boxes"][i])
-        np.testing.assert_allclose(boxes[:, 3:6], np.tile([1.6, 3.9, 1.56], (len(boxes), 1)), rtol=1e-6)  # w = dy, l = dx
+        np.testing.assert_allclose(
+            boxes[:, 3:6], np.tile([1.6, 3.9, 1.56], (len(boxes), 1)), rtol=1e-6
+        )  # w = dy, l = dx
         assert len(recorded["pred_features"][i][0]) == 8 and all(n >= 0 for n in recorded["pred_num_points"][i])
     assert recorded["input_id"].tolist() == ["7", "8"]
 
@@ -109,7 +113,9 @@ def test_bevformer_camera_only_without_nms(store) -> None:
     tracer.wait_for_save()
     recorded = rows(store, "bevformer")
     boxes = results[1]["pts_bbox"]["boxes_3d"]
-    np.testing.assert_allclose(np.stack(recorded["pred_boxes"][1])[:, 2], boxes.gravity_center[:, 2].detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.stack(recorded["pred_boxes"][1])[:, 2], boxes.gravity_center[:, 2].detach().numpy(), rtol=1e-5
+    )
     assert len(recorded["pred_boxes"][1]) == 20 and np.stack(recorded["pred_velocities"][1]).shape == (20, 2)
     assert "pred_num_points" not in recorded and "pred_features" not in recorded  # no points, no BEV neck
     assert recorded["iou_thresh"].isna().all() and len(set(recorded["input_hash"])) == 2
@@ -143,7 +149,9 @@ def test_bevfusion_lidar_and_camera(store) -> None:
     recorded = rows(store, "bevfusion")
     assert [len(s.pred_instances_3d.scores_3d) for s in output] == [16, 16]
     assert [len(b) for b in recorded["pred_boxes"]] == [16, 16] and len(recorded["pred_features"][0][0]) == 16
-    assert all(len(v) == 16 for v in recorded["pred_velocities"]) and all(len(n) == 16 for n in recorded["pred_num_points"])
+    assert all(len(v) == 16 for v in recorded["pred_velocities"]) and all(
+        len(n) == 16 for n in recorded["pred_num_points"]
+    )
 
 
 def test_unknown_models_need_output_mapping(store) -> None:
@@ -154,8 +162,14 @@ def test_unknown_models_need_output_mapping(store) -> None:
     with pytest.raises(ConfigurationError) as error:
         ObjectDetection3DTracer(Mystery(), "mystery", "v1")
     message = str(error.value)
-    for text in ("PointPillars (PointPillars++, EFMF-Pillars)", "CenterPoint (CenterFormer", "BEVFormer (BEVDet",
-                 "BEVFusion (Att-BEVFusion, SAMFusion)", "output_mapping=", "family="):
+    for text in (
+        "PointPillars (PointPillars++, EFMF-Pillars)",
+        "CenterPoint (CenterFormer",
+        "BEVFormer (BEVDet",
+        "BEVFusion (Att-BEVFusion, SAMFusion)",
+        "output_mapping=",
+        "family=",
+    ):
         assert text in message
 
     def mapping(output: dict) -> list[dict]:
@@ -171,7 +185,9 @@ def test_unknown_models_need_output_mapping(store) -> None:
     tracer.wait_for_save()
     recorded = rows(store, "mystery").iloc[0]
     assert recorded["pred_scores"].tolist() == pytest.approx([0.9, 0.5])  # 0.05 is below the default 0.1
-    with pytest.raises(ConfigurationError, match="unknown family 'PointPilars'; expected one of: PointPillars, CenterPoint"):
+    with pytest.raises(
+        ConfigurationError, match="unknown family 'PointPilars'; expected one of: PointPillars, CenterPoint"
+    ):
         ObjectDetection3DTracer(Mystery(), "mystery", "v1", family="PointPilars")
 
 
@@ -182,5 +198,7 @@ def test_a_known_family_with_an_unknown_output_format(store) -> None:
 
     tracer = ObjectDetection3DTracer(PointPillarsPlusPlus(), "ppp", "v1", store=store)
     assert tracer.family == "PointPillars"
-    with pytest.raises(TraceValidationError, match=r"cannot read 3-D detections from a model output of type Tensor.*output_mapping"):
+    with pytest.raises(
+        TraceValidationError, match=r"cannot read 3-D detections from a model output of type Tensor.*output_mapping"
+    ):
         tracer(models.cloud(0), targets(1))

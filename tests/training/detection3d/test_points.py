@@ -14,15 +14,18 @@ def test_points_in_a_rotated_box_by_hand() -> None:
     # A 4 m long (along the heading), 2 m wide, 2 m tall box at (10, 5, 1) heading 90 degrees:
     # it spans x in (9, 11), y in (3, 7), z in [0, 2].
     box = np.array([[10.0, 5.0, 1.0, 2.0, 4.0, 2.0, np.pi / 2]])
-    points = np.array([
-        [10.0, 5.0, 1.0],   # centre
-        [10.9, 6.9, 0.1],   # near a corner, inside
-        [10.0, 7.5, 1.0],   # beyond the length
-        [11.5, 5.0, 1.0],   # beyond the width
-        [10.0, 5.0, 2.5],   # above
-        [9.5, 3.5, 2.0],    # on the top face: inside (z is inclusive)
-        [np.nan, 5.0, 1.0],  # NaN points are never inside
-    ], dtype=np.float32)
+    points = np.array(
+        [
+            [10.0, 5.0, 1.0],  # centre
+            [10.9, 6.9, 0.1],  # near a corner, inside
+            [10.0, 7.5, 1.0],  # beyond the length
+            [11.5, 5.0, 1.0],  # beyond the width
+            [10.0, 5.0, 2.5],  # above
+            [9.5, 3.5, 2.0],  # on the top face: inside (z is inclusive)
+            [np.nan, 5.0, 1.0],  # NaN points are never inside
+        ],
+        dtype=np.float32,
+    )
     assert count_points_in_boxes(points, box).tolist() == [3]
     assert count_points_in_boxes(points, np.zeros((0, 7))).shape == (0,)
     assert count_points_in_boxes(np.zeros((0, 4)), box).tolist() == [0]
@@ -33,10 +36,20 @@ def test_counts_equal_mmcv_points_in_boxes() -> None:
     rng = np.random.default_rng(0)
     points = rng.uniform([-30, -30, -3], [30, 30, 3], size=(50_000, 3)).astype(np.float32)
     n = 80
-    boxes = np.column_stack([rng.uniform(-33, 33, (n, 2)), rng.uniform(-2, 1, n), rng.uniform(0.5, 3, n),
-                             rng.uniform(0.5, 12, n), rng.uniform(1, 3, n), rng.uniform(-4, 4, n)])
+    boxes = np.column_stack(
+        [
+            rng.uniform(-33, 33, (n, 2)),
+            rng.uniform(-2, 1, n),
+            rng.uniform(0.5, 3, n),
+            rng.uniform(0.5, 12, n),
+            rng.uniform(1, 3, n),
+            rng.uniform(-4, 4, n),
+        ]
+    )
     # MMCV takes bottom-centred (x, y, z, x_size along the heading, y_size, z_size, yaw).
-    mmcv_boxes = np.column_stack([boxes[:, :2], boxes[:, 2] - boxes[:, 5] / 2, boxes[:, 4], boxes[:, 3], boxes[:, 5], boxes[:, 6]])
+    mmcv_boxes = np.column_stack(
+        [boxes[:, :2], boxes[:, 2] - boxes[:, 5] / 2, boxes[:, 4], boxes[:, 3], boxes[:, 5], boxes[:, 6]]
+    )
     inside = ops.points_in_boxes_cpu(torch.tensor(points[None]), torch.tensor(mmcv_boxes[None], dtype=torch.float32))
     counts = count_points_in_boxes(points, boxes)
     np.testing.assert_array_equal(counts, inside[0].sum(0).numpy())

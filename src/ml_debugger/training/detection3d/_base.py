@@ -26,8 +26,11 @@ from ml_debugger.training.detection3d._settings import checked_pc_range, first, 
 
 
 def _subset(frame: FrameBoxes, keep: np.ndarray) -> FrameBoxes:
-    arrays = {name: getattr(frame, name)[keep] for name in ("boxes", "labels", "scores", "velocities", "num_points", "features")
-              if getattr(frame, name) is not None}
+    arrays = {
+        name: getattr(frame, name)[keep]
+        for name in ("boxes", "labels", "scores", "velocities", "num_points", "features")
+        if getattr(frame, name) is not None
+    }
     if frame.attributes is not None:
         arrays["attributes"] = tuple(frame.attributes[i] for i in keep)
     return replace(frame, **arrays)
@@ -77,7 +80,9 @@ class Detection3DTracer:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
         if output_mapping is not None and not callable(output_mapping):
-            raise ConfigurationError(f"output_mapping must be a callable(output) -> per-frame dicts; got {type(output_mapping).__name__}")
+            raise ConfigurationError(
+                f"output_mapping must be a callable(output) -> per-frame dicts; got {type(output_mapping).__name__}"
+            )
         self.model = model
         self._framework = _openpcdet if _openpcdet.is_model(model) else _mmdet3d
         settings = self._framework.settings(model)
@@ -88,8 +93,13 @@ class Detection3DTracer:
                 f"inferred from {type(model).__name__} (no voxel layer, and no 6-value pc_range on its box coder)"
             )
         self._post = resolve(
-            self.family, tracer_nms=self.tracer_nms, nms_free=self.nms_free, score_thresh=score_thresh,
-            iou_thresh=iou_thresh, max_detections=max_detections_per_frame, model=settings,
+            self.family,
+            tracer_nms=self.tracer_nms,
+            nms_free=self.nms_free,
+            score_thresh=score_thresh,
+            iou_thresh=iou_thresh,
+            max_detections=max_detections_per_frame,
+            model=settings,
         )
         self.score_thresh = self._post.score_thresh
         self.iou_thresh = self._post.iou_thresh
@@ -97,7 +107,9 @@ class Detection3DTracer:
         self.label_names = tuple(str(n) for n in label_names) if label_names is not None else settings.label_names
         self.n_classes = first(settings.n_classes, None if label_names is None else len(self.label_names))
         if self.label_names is not None and self.n_classes is not None and len(self.label_names) != self.n_classes:
-            raise ConfigurationError(f"label_names has {len(self.label_names)} names but the model has {self.n_classes} classes")
+            raise ConfigurationError(
+                f"label_names has {len(self.label_names)} names but the model has {self.n_classes} classes"
+            )
         self._output_mapping = output_mapping
         source = self._framework.bev_source(model) if record_features and self.bev_features and self.pc_range else None
         self._bev = None if source is None else BEVCapture(*source, self.pc_range)
@@ -155,10 +167,23 @@ class Detection3DTracer:
         input_ids = self._framework.carried_ids(inputs) if input_ids is None else input_ids
         self._record(outputs, targets, frames, hash_frames(frames), input_ids, None, dataset_type, n_epoch, global_step)
 
-    def _record(self, output: Any, targets: Any, frames: list[Frame], hashes: np.ndarray, input_ids: Any,
-                maps: Any, dataset_type: str, n_epoch: int | None, global_step: int | None) -> None:
-        raw = (predictions_from_output(output) if self._output_mapping is None
-               else mapped_predictions(self._output_mapping, output))
+    def _record(
+        self,
+        output: Any,
+        targets: Any,
+        frames: list[Frame],
+        hashes: np.ndarray,
+        input_ids: Any,
+        maps: Any,
+        dataset_type: str,
+        n_epoch: int | None,
+        global_step: int | None,
+    ) -> None:
+        raw = (
+            predictions_from_output(output)
+            if self._output_mapping is None
+            else mapped_predictions(self._output_mapping, output)
+        )
         if len(raw) != len(frames):
             raise TraceValidationError(f"the model output has {len(raw)} frames but the inputs have {len(frames)}")
         if targets is None:
@@ -167,17 +192,26 @@ class Detection3DTracer:
         truth = targets_from(_mmdet3d.targets_to_numpy(targets), len(frames))
         for i, frame in enumerate(frames):
             if frame.points is not None:
-                predictions[i] = replace(predictions[i], num_points=count_points_in_boxes(frame.points, predictions[i].boxes))
+                predictions[i] = replace(
+                    predictions[i], num_points=count_points_in_boxes(frame.points, predictions[i].boxes)
+                )
                 if truth[i].num_points is None:
                     truth[i] = replace(truth[i], num_points=count_points_in_boxes(frame.points, truth[i].boxes))
             if maps is not None:
-                predictions[i] = replace(predictions[i], features=self._bev.sample(maps, i, predictions[i].boxes[:, :2]))
+                predictions[i] = replace(
+                    predictions[i], features=self._bev.sample(maps, i, predictions[i].boxes[:, :2])
+                )
                 truth[i] = replace(truth[i], features=self._bev.sample(maps, i, truth[i].boxes[:, :2]))
         batch = make_detection3d_batch(
-            predictions, truth, input_hashes=hashes, input_ids=None if input_ids is None else to_numpy(input_ids),
-            frame_features=None if maps is None else BEVCapture.pooled(maps), pc_range=self.pc_range,
+            predictions,
+            truth,
+            input_hashes=hashes,
+            input_ids=None if input_ids is None else to_numpy(input_ids),
+            frame_features=None if maps is None else BEVCapture.pooled(maps),
+            pc_range=self.pc_range,
             thresholds=Thresholds(self.score_thresh, self.iou_thresh, self.max_detections_per_frame),
-            label_names=self.label_names, n_classes=self.n_classes,
+            label_names=self.label_names,
+            n_classes=self.n_classes,
         )
         self._session.record(batch, dataset_type=dataset_type, n_epoch=n_epoch, global_step=global_step)
 

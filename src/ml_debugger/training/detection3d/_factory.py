@@ -35,16 +35,35 @@ DERIVATIVES = {
 #: its projects, OpenPCDet and the derivatives' own repositories. Checked in this order.
 DETECTOR_NAMES = (
     ("BEVFusion", ("bevfusion", "attbevfusion", "samfusion")),
-    ("BEVFormer", ("bevformer", "bevdet", "bevdet4d", "bevdepth", "bevdepth4d", "bevstereo4d", "streampetr", "petr3d",
-                   "petr", "detr3d")),
+    (
+        "BEVFormer",
+        (
+            "bevformer",
+            "bevdet",
+            "bevdet4d",
+            "bevdepth",
+            "bevdepth4d",
+            "bevstereo4d",
+            "streampetr",
+            "petr3d",
+            "petr",
+            "detr3d",
+        ),
+    ),
     ("CenterPoint", ("centerpoint", "centerformer", "voxelnext", "transfusion", "transfusiondetector", "voxelrcnn")),
     ("PointPillars", ("pointpillar", "pointpillars", "pointpillarsplusplus", "pointpillarspp", "efmfpillars")),
 )
 #: Submodule class names that make a detector a member of a family by structure.
 CENTER_HEADS = {"centerhead", "centerformerbboxhead", "transfusionhead", "voxelnexthead", "voxelrcnnhead"}
 ANCHOR_HEADS = {"anchor3dhead", "anchorheadsingle", "anchorheadmulti", "freeanchor3dhead", "shapeawarehead"}
-PILLAR_MODULES = {"pointpillarsscatter", "pillarfeaturenet", "dynamicpillarfeaturenet", "pointpillarscatter", "pillarvfe",
-                  "dynamicpillarvfe"}
+PILLAR_MODULES = {
+    "pointpillarsscatter",
+    "pillarfeaturenet",
+    "dynamicpillarfeaturenet",
+    "pointpillarscatter",
+    "pillarvfe",
+    "dynamicpillarvfe",
+}
 POINT_MODULES = {"voxelization", "voxelizationbygridshape", "hardvfe", "hardsimplevfe", "dynamicvfe", "sparseencoder"}
 
 
@@ -74,7 +93,9 @@ def detect_family(model: nn.Module) -> str | None:
         return "CenterPoint"
     if parts & ANCHOR_HEADS and parts & PILLAR_MODULES:
         return "PointPillars"
-    has_points = bool(parts & (PILLAR_MODULES | POINT_MODULES)) or "pts_voxel_encoder" in names or "voxel_encoder" in names
+    has_points = (
+        bool(parts & (PILLAR_MODULES | POINT_MODULES)) or "pts_voxel_encoder" in names or "voxel_encoder" in names
+    )
     if "img_backbone" in names and {"view_transform", "fusion_layer"} <= names:
         return "BEVFusion"
     if "img_backbone" in names and not has_points:
@@ -132,6 +153,13 @@ def ObjectDetection3DTracer(
         )
     tracer_class = CustomDetection3DTracer if family is None else TRACERS[family]
     return tracer_class(
-        model, model_name, version_name, score_thresh, iou_thresh, max_detections_per_frame, pc_range,
-        output_mapping=output_mapping, **kwargs,
+        model,
+        model_name,
+        version_name,
+        score_thresh,
+        iou_thresh,
+        max_detections_per_frame,
+        pc_range,
+        output_mapping=output_mapping,
+        **kwargs,
     )

@@ -24,7 +24,9 @@ logger = logging.getLogger(__name__)
 class BEVCapture:
     """Keeps the BEV maps of ``module``'s output (``extract`` picks them) while ``capture()`` is open."""
 
-    def __init__(self, module: nn.Module, extract: Callable[[Any], list[torch.Tensor]], pc_range: Sequence[float]) -> None:
+    def __init__(
+        self, module: nn.Module, extract: Callable[[Any], list[torch.Tensor]], pc_range: Sequence[float]
+    ) -> None:
         self._extract = extract
         self._pc_range = tuple(float(v) for v in pc_range)
         self._armed = False
@@ -48,7 +50,11 @@ class BEVCapture:
         """The captured maps if they hold ``batch`` frames (not, e.g., after test-time augmentation)."""
         if self._maps is None or any(m.shape[0] != batch for m in self._maps):
             if self._maps is not None:
-                logger.info("ml-debugger: BEV maps of batch %s for %d frames; no features recorded", self._maps[0].shape[0], batch)
+                logger.info(
+                    "ml-debugger: BEV maps of batch %s for %d frames; no features recorded",
+                    self._maps[0].shape[0],
+                    batch,
+                )
             return None
         return self._maps
 
@@ -58,12 +64,13 @@ class BEVCapture:
             return np.zeros((0, sum(level.shape[1] for level in maps)), dtype=np.float16)
         x_min, y_min, _, x_max, y_max, _ = self._pc_range
         normalised = np.stack(
-            [2 * (centres[:, 0] - x_min) / (x_max - x_min) - 1, 2 * (centres[:, 1] - y_min) / (y_max - y_min) - 1], axis=-1
+            [2 * (centres[:, 0] - x_min) / (x_max - x_min) - 1, 2 * (centres[:, 1] - y_min) / (y_max - y_min) - 1],
+            axis=-1,
         )
         values = []
         for level in maps:
             grid = torch.as_tensor(normalised, dtype=level.dtype, device=level.device).view(1, 1, -1, 2)
-            sampled = F.grid_sample(level[frame:frame + 1], grid, mode="bilinear", align_corners=False)
+            sampled = F.grid_sample(level[frame : frame + 1], grid, mode="bilinear", align_corners=False)
             values.append(sampled[0, :, 0].T)  # (n, C)
         return torch.cat(values, dim=1).float().cpu().numpy().astype(np.float16)
 

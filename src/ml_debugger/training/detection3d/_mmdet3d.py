@@ -107,7 +107,9 @@ def targets_from_samples(samples: list[Any]) -> list[dict[str, Any]]:
             continue
         info = getattr(sample, "eval_ann_info", None)
         if not info or "gt_bboxes_3d" not in info:
-            raise TraceValidationError(f"targets[{i}] is a data sample without gt_instances_3d.bboxes_3d or eval_ann_info")
+            raise TraceValidationError(
+                f"targets[{i}] is a data sample without gt_instances_3d.bboxes_3d or eval_ann_info"
+            )
         frames.append(frame_to_numpy({"boxes_3d": info["gt_bboxes_3d"], "labels_3d": info["gt_labels_3d"]}))
     return frames
 
@@ -220,9 +222,14 @@ def settings(model: nn.Module) -> ModelSettings:
     if isinstance(test_cfg, Mapping) and isinstance(test_cfg.get("pts"), Mapping):
         test_cfg = test_cfg["pts"]
     coder = getattr(head, "bbox_coder", None)
-    nms_type = config_value(test_cfg, "nms_type") if isinstance(test_cfg, Mapping) and "nms_type" in test_cfg else "rotate"
-    voxel_layers = [getattr(getattr(model, "data_preprocessor", None), "voxel_layer", None),
-                    getattr(model, "pts_voxel_layer", None), getattr(model, "voxel_layer", None)]
+    nms_type = (
+        config_value(test_cfg, "nms_type") if isinstance(test_cfg, Mapping) and "nms_type" in test_cfg else "rotate"
+    )
+    voxel_layers = [
+        getattr(getattr(model, "data_preprocessor", None), "voxel_layer", None),
+        getattr(model, "pts_voxel_layer", None),
+        getattr(model, "voxel_layer", None),
+    ]
     pc_range = first(
         *(as_pc_range(getattr(layer, "point_cloud_range", None)) for layer in voxel_layers),
         as_pc_range(getattr(coder, "pc_range", None)),
@@ -237,10 +244,15 @@ def settings(model: nn.Module) -> ModelSettings:
         names = [name for task in names for name in task]
     names = names or config_value(getattr(model, "dataset_meta", None), "classes")
     return ModelSettings(
-        score_thresh=first(config_value(test_cfg, "score_thr", "score_threshold"), getattr(coder, "score_threshold", None)),
+        score_thresh=first(
+            config_value(test_cfg, "score_thr", "score_threshold"), getattr(coder, "score_threshold", None)
+        ),
         iou_thresh=config_value(test_cfg, "nms_thr") if nms_type == "rotate" else None,
-        max_detections=first(config_value(test_cfg, "max_num", "max_per_img"), getattr(coder, "max_num", None),
-                             getattr(head, "num_proposals", None)),
+        max_detections=first(
+            config_value(test_cfg, "max_num", "max_per_img"),
+            getattr(coder, "max_num", None),
+            getattr(head, "num_proposals", None),
+        ),
         pc_range=pc_range,
         n_classes=None if n_classes is None else int(n_classes),
         label_names=None if not names else tuple(str(n) for n in names),

@@ -10,8 +10,13 @@ def bev_corners(boxes: np.ndarray) -> np.ndarray:
     (``l`` along the heading ``yaw``, ``w`` across it)."""
     half_l, half_w = boxes[:, 4] / 2, boxes[:, 3] / 2
     local = np.stack(
-        [np.stack([half_l, half_w], -1), np.stack([-half_l, half_w], -1),
-         np.stack([-half_l, -half_w], -1), np.stack([half_l, -half_w], -1)], axis=1
+        [
+            np.stack([half_l, half_w], -1),
+            np.stack([-half_l, half_w], -1),
+            np.stack([-half_l, -half_w], -1),
+            np.stack([half_l, -half_w], -1),
+        ],
+        axis=1,
     )
     cos, sin = np.cos(boxes[:, 6])[:, None], np.sin(boxes[:, 6])[:, None]
     x = local[..., 0] * cos - local[..., 1] * sin + boxes[:, None, 0]
@@ -24,7 +29,9 @@ def _cross(o: np.ndarray, a: np.ndarray, p: np.ndarray) -> np.ndarray:
     return (a[..., 0] - o[..., 0]) * (p[..., 1] - o[..., 1]) - (a[..., 1] - o[..., 1]) * (p[..., 0] - o[..., 0])
 
 
-def _clip(polygons: np.ndarray, counts: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _clip(
+    polygons: np.ndarray, counts: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """One Sutherland-Hodgman step for many pairs at once: keep the part of each convex polygon
     ``(k, v, 2)`` (first ``counts`` vertices valid) left of its edge ``start -> end`` ``(k, 2)``."""
     k, v = polygons.shape[:2]
@@ -88,7 +95,7 @@ def nms_bev(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_thres
         suppressed = np.zeros(len(members), dtype=bool)
         for i in range(len(members)):
             if not suppressed[i]:
-                suppressed[i + 1:] |= iou[i, i + 1:] > iou_thresh
+                suppressed[i + 1 :] |= iou[i, i + 1 :] > iou_thresh
         keep.append(members[~suppressed])
     kept = np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)
     return kept[np.argsort(-scores[kept], kind="stable")]

@@ -34,8 +34,10 @@ def is_output(output: Any) -> bool:
     """``(pred_dicts, recall_dict)`` or a list of pred dicts with ``pred_boxes``."""
     if isinstance(output, tuple) and len(output) == 2 and isinstance(output[1], Mapping):
         output = output[0]
-    return isinstance(output, (list, tuple)) and bool(output) and all(
-        isinstance(item, Mapping) and "pred_boxes" in item for item in output
+    return (
+        isinstance(output, (list, tuple))
+        and bool(output)
+        and all(isinstance(item, Mapping) and "pred_boxes" in item for item in output)
     )
 
 
@@ -46,20 +48,26 @@ def pred_boxes_to_reference(boxes: Any) -> tuple[np.ndarray, np.ndarray | None]:
     if array.size == 0 and array.ndim != 2:
         array = array.reshape(0, 7)
     if array.ndim != 2 or array.shape[1] < 7:
-        raise TraceValidationError(f"OpenPCDet boxes must have shape (n, 7+) as [x, y, z, dx, dy, dz, heading, ...]; got {array.shape}")
+        raise TraceValidationError(
+            f"OpenPCDet boxes must have shape (n, 7+) as [x, y, z, dx, dy, dz, heading, ...]; got {array.shape}"
+        )
     out = array[:, [0, 1, 2, 4, 3, 5, 6]]
     return np.ascontiguousarray(out), (np.ascontiguousarray(array[:, 7:9]) if array.shape[1] >= 9 else None)
 
 
 def predictions_from_pred_dicts(output: Any) -> list[dict[str, Any]]:
     """Per-frame ``boxes_3d`` / ``scores_3d`` / 0-based ``labels_3d`` (/ ``velocities``)."""
-    pred_dicts = output[0] if isinstance(output, tuple) and len(output) == 2 and isinstance(output[1], Mapping) else output
+    pred_dicts = (
+        output[0] if isinstance(output, tuple) and len(output) == 2 and isinstance(output[1], Mapping) else output
+    )
     frames = []
     for i, item in enumerate(pred_dicts):
         boxes, velocities = pred_boxes_to_reference(item["pred_boxes"])
         labels = np.asarray(as_array(item["pred_labels"])).reshape(-1).astype(np.int64)
         if len(labels) and labels.min() < 1:
-            raise TraceValidationError(f"pred_dicts[{i}]['pred_labels'] must be 1-based as OpenPCDet's are; got {labels.min()}")
+            raise TraceValidationError(
+                f"pred_dicts[{i}]['pred_labels'] must be 1-based as OpenPCDet's are; got {labels.min()}"
+            )
         frame = {"boxes_3d": boxes, "scores_3d": as_array(item["pred_scores"]), "labels_3d": labels - 1}
         if velocities is not None:
             frame["velocities"] = velocities
@@ -77,7 +85,8 @@ def frames(inputs: Any) -> list[Frame]:
     points = as_points(inputs["points"])
     if points.ndim != 2 or points.shape[1] < 4:
         raise TraceValidationError(
-            f"batch_dict['points'] must have shape (N, 1 + 3+) as [batch_index, x, y, z, ...]; got {tuple(points.shape)}"
+            "batch_dict['points'] must have shape (N, 1 + 3+) as [batch_index, x, y, z, ...]; "
+            f"got {tuple(points.shape)}"
         )
     index = points[:, 0].long()
     clouds = [points[index == b, 1:] for b in range(int(inputs["batch_size"]))]
@@ -131,8 +140,10 @@ def settings(model: nn.Module) -> ModelSettings:
     head_post = config_value(config_value(cfg, "DENSE_HEAD"), "POST_PROCESSING")
     model_post = config_value(cfg, "POST_PROCESSING")
     nms = first(config_value(head_post, "NMS_CONFIG"), config_value(model_post, "NMS_CONFIG"))
-    pc_range = first(as_pc_range(getattr(getattr(model, "dataset", None), "point_cloud_range", None)),
-                     as_pc_range(getattr(getattr(model, "dense_head", None), "point_cloud_range", None)))
+    pc_range = first(
+        as_pc_range(getattr(getattr(model, "dataset", None), "point_cloud_range", None)),
+        as_pc_range(getattr(getattr(model, "dense_head", None), "point_cloud_range", None)),
+    )
     names = getattr(model, "class_names", None)
     return ModelSettings(
         score_thresh=first(config_value(head_post, "SCORE_THRESH"), config_value(model_post, "SCORE_THRESH")),

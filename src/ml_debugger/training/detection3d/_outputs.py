@@ -46,5 +46,8 @@ def mapped_predictions(mapping: OutputMapping, output: Any) -> list[dict[str, An
         )
     for i, frame in enumerate(frames):
         if not isinstance(frame, Mapping):
-            raise TraceValidationError(f"output_mapping(...)[{i}] must be a dict with boxes_3d, scores_3d, labels_3d; got {type(frame).__name__}")
+            raise TraceValidationError(
+                f"output_mapping(...)[{i}] must be a dict with boxes_3d, scores_3d, labels_3d; "
+                f"got {type(frame).__name__}"
+            )
     return [_mmdet3d.frame_to_numpy(frame) for frame in frames]

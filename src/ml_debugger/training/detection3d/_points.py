@@ -75,7 +75,9 @@ def _per_frame(value: Any, batch: int, key: str) -> list[torch.Tensor | np.ndarr
             items = [_raw(_single(item)) for item in value]
             if all(item is not None for item in items):
                 return items
-    raise TraceValidationError(f"inputs[{key!r}] must hold one tensor per frame ({batch} frames); got {type(value).__name__}")
+    raise TraceValidationError(
+        f"inputs[{key!r}] must hold one tensor per frame ({batch} frames); got {type(value).__name__}"
+    )
 
 
 def _batch_size(inputs: Mapping[str, Any]) -> int:
@@ -83,12 +85,14 @@ def _batch_size(inputs: Mapping[str, Any]) -> int:
         value = inputs.get(key)
         if value is None:
             continue
-        array = as_array(value)
-        if array is not None:
-            return 1 if key == "points" and array.ndim == 2 else len(array)
+        raw = _raw(value)
+        if raw is not None:
+            return 1 if key == "points" and raw.ndim == 2 else len(raw)
         if isinstance(value, (list, tuple)):
             return len(value[0]) if len(value) == 1 and isinstance(value[0], (list, tuple)) else len(value)
-    raise TraceValidationError(f"cannot find the frames in an input dict with keys {sorted(map(str, inputs))}; pass {INPUT_FORMS}")
+    raise TraceValidationError(
+        f"cannot find the frames in an input dict with keys {sorted(map(str, inputs))}; pass {INPUT_FORMS}"
+    )
 
 
 def _frames_of_dict(inputs: Mapping[str, Any]) -> list[Frame]:
@@ -96,7 +100,7 @@ def _frames_of_dict(inputs: Mapping[str, Any]) -> list[Frame]:
         return _frames_of_dict(inputs["inputs"])
     batch = _batch_size(inputs)
     keys = sorted(k for k in inputs if k not in METADATA_KEYS and inputs[k] is not None)
-    per_key: dict[str, list[np.ndarray]] = {}
+    per_key: dict[str, list[torch.Tensor | np.ndarray]] = {}
     for key in keys:
         value = inputs[key]
         if key == "points" and _raw(value) is not None and _raw(value).ndim == 2:
@@ -105,10 +109,15 @@ def _frames_of_dict(inputs: Mapping[str, Any]) -> list[Frame]:
             continue  # a setting (e.g. return_loss=False), not a modality
         per_key[key] = _per_frame(value, batch, key)
     if not per_key:
-        raise TraceValidationError(f"the input dict has no points or images (keys {sorted(map(str, inputs))}); pass {INPUT_FORMS}")
+        raise TraceValidationError(
+            f"the input dict has no points or images (keys {sorted(map(str, inputs))}); pass {INPUT_FORMS}"
+        )
     points = per_key.get("points")
     return [
-        Frame(tuple((key, to_numpy(items[i])) for key, items in per_key.items()), None if points is None else as_points(points[i]))
+        Frame(
+            tuple((key, to_numpy(items[i])) for key, items in per_key.items()),
+            None if points is None else as_points(points[i]),
+        )
         for i in range(batch)
     ]
 
@@ -127,11 +136,15 @@ def frames_of(inputs: Any) -> list[Frame]:
             clouds = [_raw(p) for p in inputs]
         else:
             shape = tuple(getattr(raw, "shape", ()))
-            raise TraceValidationError(f"cannot read frames from inputs of type {type(inputs).__name__} {shape or ''}; pass {INPUT_FORMS}")
+            raise TraceValidationError(
+                f"cannot read frames from inputs of type {type(inputs).__name__} {shape or ''}; pass {INPUT_FORMS}"
+            )
         frames = [Frame((("points", to_numpy(cloud)),), as_points(cloud)) for cloud in clouds]
     for i, frame in enumerate(frames):
         if frame.points is not None and (frame.points.ndim != 2 or frame.points.shape[1] < 3):
-            raise TraceValidationError(f"the points of frame {i} must have shape (N, 3+) as [x, y, z, ...]; got {tuple(frame.points.shape)}")
+            raise TraceValidationError(
+                f"the points of frame {i} must have shape (N, 3+) as [x, y, z, ...]; got {tuple(frame.points.shape)}"
+            )
     return frames
 
 
@@ -171,7 +184,11 @@ def _inside(points: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
     dx, dy = points[:, 0] - frames[:, 0], points[:, 1] - frames[:, 1]
     along = dx * frames[:, 3] + dy * frames[:, 4]
     across = dy * frames[:, 3] - dx * frames[:, 4]
-    return (along.abs() < frames[:, 6]) & (across.abs() < frames[:, 5]) & ((points[:, 2] - frames[:, 2]).abs() <= frames[:, 7])
+    return (
+        (along.abs() < frames[:, 6])
+        & (across.abs() < frames[:, 5])
+        & ((points[:, 2] - frames[:, 2]).abs() <= frames[:, 7])
+    )
 
 
 @torch.no_grad()
@@ -190,7 +207,9 @@ def count_points_in_boxes(points: torch.Tensor | np.ndarray, boxes: np.ndarray) 
     cell, origin, runs, touched, nx, ny = _box_cells(boxes)
     device = xyz.device
     # Points outside the boxes' extent are clipped into the untouched border cells (NaN into cell 0).
-    cells = torch.nan_to_num((xyz[:, :2].float() - torch.tensor(origin, dtype=torch.float32, device=device)) / cell, nan=-1.0)
+    cells = torch.nan_to_num(
+        (xyz[:, :2].float() - torch.tensor(origin, dtype=torch.float32, device=device)) / cell, nan=-1.0
+    )
     cells = torch.minimum(cells.clamp_(min=0), torch.tensor([nx - 1, ny - 1], dtype=torch.float32, device=device)).int()
     keys = cells[:, 0] * ny + cells[:, 1]  # int32: at most MAX_CELLS_PER_AXIS + 2 cells per axis
     order = torch.nonzero(torch.from_numpy(touched).to(device).index_select(0, keys)).squeeze(1)
@@ -201,8 +220,11 @@ def count_points_in_boxes(points: torch.Tensor | np.ndarray, boxes: np.ndarray) 
     start = torch.searchsorted(sorted_keys, bounds[0])
     lengths = (torch.searchsorted(sorted_keys, bounds[1], right=True) - start).cpu().numpy()
     candidates = xyz.index_select(0, order).float()
-    frames = torch.tensor(np.column_stack([boxes[:, :3], np.cos(boxes[:, 6]), np.sin(boxes[:, 6]), boxes[:, 3:6] / 2]),
-                          dtype=torch.float32, device=device)
+    frames = torch.tensor(
+        np.column_stack([boxes[:, :3], np.cos(boxes[:, 6]), np.sin(boxes[:, 6]), boxes[:, 3:6] / 2]),
+        dtype=torch.float32,
+        device=device,
+    )
     counts = torch.zeros(len(boxes), dtype=torch.int64, device=device)
     ends = np.cumsum(lengths)
     first = 0

@@ -95,23 +95,31 @@ def resolve(
     dropped: it is replaced by the model's, with a warning."""
     score = first(score_thresh, model.score_thresh, DEFAULT_SCORE_THRESH)
     if score_thresh is not None and model.score_thresh is not None and score_thresh < model.score_thresh:
-        _warn(f"score_thresh={score_thresh} is below the model's own score threshold {model.score_thresh}; "
-              f"the model drops those detections itself, so {model.score_thresh} is recorded "
-              "(lower the model's test_cfg threshold to trace more)")
+        _warn(
+            f"score_thresh={score_thresh} is below the model's own score threshold {model.score_thresh}; "
+            f"the model drops those detections itself, so {model.score_thresh} is recorded "
+            "(lower the model's test_cfg threshold to trace more)"
+        )
         score = model.score_thresh
     most = int(first(max_detections, model.max_detections, DEFAULT_MAX_DETECTIONS))
     if max_detections is not None and model.max_detections is not None and max_detections > model.max_detections:
-        _warn(f"max_detections_per_frame={max_detections} is above the model's own limit {model.max_detections}; "
-              f"{model.max_detections} is recorded")
+        _warn(
+            f"max_detections_per_frame={max_detections} is above the model's own limit {model.max_detections}; "
+            f"{model.max_detections} is recorded"
+        )
         most = int(model.max_detections)
     if tracer_nms:
         iou = first(iou_thresh, model.iou_thresh, DEFAULT_IOU_THRESH)
         if iou_thresh is not None and model.iou_thresh is not None and iou_thresh > model.iou_thresh:
-            _warn(f"iou_thresh={iou_thresh} is above the IoU of the model's own NMS ({model.iou_thresh}); "
-                  f"{model.iou_thresh} is recorded")
+            _warn(
+                f"iou_thresh={iou_thresh} is above the IoU of the model's own NMS ({model.iou_thresh}); "
+                f"{model.iou_thresh} is recorded"
+            )
             iou = model.iou_thresh
         return PostProcessing(float(score), float(iou), most, nms=model.iou_thresh is None or iou < model.iou_thresh)
     if iou_thresh is not None:
-        reason = "it is DETR-style and has no NMS" if nms_free else "the tracer applies BEV-IoU NMS only to PointPillars"
+        reason = (
+            "it is DETR-style and has no NMS" if nms_free else "the tracer applies BEV-IoU NMS only to PointPillars"
+        )
         _warn(f"iou_thresh={iou_thresh} is ignored for a {family} model: {reason}")
     return PostProcessing(float(score), None if nms_free else model.iou_thresh, most, nms=False)
