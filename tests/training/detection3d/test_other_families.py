@@ -144,14 +144,16 @@ def test_bevfusion_lidar_and_camera(store) -> None:
     assert tracer.pc_range == (-12.8, -12.8, -5.0, 12.8, 12.8, 3.0)  # from pts_voxel_layer
     clouds = [models.cloud(5 + i, width=5, low=(-12, -12, -3), high=(12, 12, 1)) for i in range(2)]
     inputs = {"points": clouds, **camera_batch()}  # the reference's dict form
-    output = tracer(inputs, targets(2), input_ids=["a", "b"], dataset_type="val")
+    gt = targets(2)
+    gt["num_points"] = [[11], [12]]  # the dataset's own counts are kept
+    output = tracer(inputs, gt, input_ids=["a", "b"], dataset_type="val")
     tracer.wait_for_save()
     recorded = rows(store, "bevfusion")
     assert [len(s.pred_instances_3d.scores_3d) for s in output] == [16, 16]
     assert [len(b) for b in recorded["pred_boxes"]] == [16, 16] and len(recorded["pred_features"][0][0]) == 16
-    assert all(len(v) == 16 for v in recorded["pred_velocities"]) and all(
-        len(n) == 16 for n in recorded["pred_num_points"]
-    )
+    assert all(len(v) == 16 for v in recorded["pred_velocities"])
+    assert all(len(n) == 16 for n in recorded["pred_num_points"])
+    assert recorded["gt_num_points"].map(list).tolist() == [[11], [12]]
 
 
 def test_unknown_models_need_output_mapping(store) -> None:

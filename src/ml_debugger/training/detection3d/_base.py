@@ -191,12 +191,12 @@ class Detection3DTracer:
         predictions = [self._select(frame) for frame in predictions_from(raw)]
         truth = targets_from(_mmdet3d.targets_to_numpy(targets), len(frames))
         for i, frame in enumerate(frames):
-            if frame.points is not None:
-                predictions[i] = replace(
-                    predictions[i], num_points=count_points_in_boxes(frame.points, predictions[i].boxes)
-                )
+            if frame.points is not None:  # one pass over the points for both sides
+                counted = [predictions[i].boxes] + ([truth[i].boxes] if truth[i].num_points is None else [])
+                counts = count_points_in_boxes(frame.points, np.concatenate(counted))
+                predictions[i] = replace(predictions[i], num_points=counts[: len(predictions[i])])
                 if truth[i].num_points is None:
-                    truth[i] = replace(truth[i], num_points=count_points_in_boxes(frame.points, truth[i].boxes))
+                    truth[i] = replace(truth[i], num_points=counts[len(predictions[i]) :])
             if maps is not None:
                 predictions[i] = replace(
                     predictions[i], features=self._bev.sample(maps, i, predictions[i].boxes[:, :2])
