@@ -174,6 +174,8 @@ def test_bad_ground_truth_names_the_field_and_records_nothing(pointpillars, stor
         tracer(models.cloud(0), [{"boxes_3d": torch.ones(1, 7), "labels_3d": torch.tensor([3])}])
     with pytest.raises(TraceValidationError, match=r"targets is required"):
         tracer(models.cloud(0))
+    with pytest.raises(TraceValidationError, match=r"inputs\['img_metas'\] has 1 entries for 2 frames"):
+        tracer({"points": [models.cloud(0), models.cloud(1)], "img_metas": [{}]}, car_targets(2))
     tracer.wait_for_save()
     assert store.committed_epochs("pp_bad", "v1") == []
 

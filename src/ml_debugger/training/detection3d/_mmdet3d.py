@@ -14,6 +14,7 @@ sizes were ``(w, l, h)`` and the yaw ``-yaw_reference - pi/2``; the installed ve
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,12 +23,13 @@ import torch
 from torch import nn
 
 from ml_debugger.exceptions import TraceValidationError
-from ml_debugger.training.detection3d._points import Frame, as_array, frames_of
+from ml_debugger.training.detection3d._points import as_array, frames_of
 from ml_debugger.training.detection3d._settings import ModelSettings, as_pc_range, config_value, first
 
 BOX_KEYS = ("boxes_3d", "bboxes_3d")
 
 
+@functools.cache
 def legacy_box_convention() -> bool:
     """Whether the installed MMDetection3D predates 1.0's coordinate refactor ((w, l, h) sizes)."""
     import mmdet3d
@@ -148,6 +150,8 @@ def data_batch(inputs: Any) -> dict[str, Any]:
     metas = source.get("img_metas") or [{} for _ in frames]
     if len(metas) == 1 and isinstance(metas[0], (list, tuple)):
         metas = metas[0]
+    if len(metas) != len(frames):
+        raise TraceValidationError(f"inputs['img_metas'] has {len(metas)} entries for {len(frames)} frames")
     samples = [Det3DDataSample(metainfo={**_lidar_meta(), **dict(meta)}) for meta in metas]
     return {"inputs": model_inputs, "data_samples": samples}
 
@@ -187,8 +191,7 @@ def run(model: nn.Module, inputs: Any) -> Any:
     return model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
 
 
-def frames(inputs: Any) -> list[Frame]:
-    return frames_of(inputs)
+frames = frames_of
 
 
 def carried_targets(inputs: Any) -> list[dict[str, Any]] | None:
