@@ -204,3 +204,29 @@ def test_a_known_family_with_an_unknown_output_format(store) -> None:
         TraceValidationError, match=r"cannot read 3-D detections from a model output of type Tensor.*output_mapping"
     ):
         tracer(models.cloud(0), targets(1))
+
+
+def test_families_by_structure() -> None:
+    class CenterHead(nn.Module):  # a head of that class name anywhere in the model
+        pass
+
+    class AnchorHeadSingle(nn.Linear):
+        pass
+
+    class PillarVFE(nn.Linear):
+        pass
+
+    def model(name: str, **children: nn.Module) -> nn.Module:
+        module = type(name, (nn.Module,), {})()
+        for child, value in children.items():
+            module.add_module(child, value)
+        return module
+
+    assert detect_family(model("Det", head=CenterHead())) == "CenterPoint"
+    assert detect_family(model("Det", vfe=PillarVFE(1, 1), dense_head=AnchorHeadSingle(1, 1))) == "PointPillars"
+    assert detect_family(model("Det", dense_head=AnchorHeadSingle(1, 1))) is None  # SECOND-like: not a family
+    camera = {"img_backbone": nn.Conv2d(3, 3, 1), "img_neck": nn.Conv2d(3, 3, 1)}
+    assert detect_family(model("Cam", **camera)) == "BEVFormer"
+    fusion = {**camera, "view_transform": nn.Identity(), "fusion_layer": nn.Identity(), "pts_voxel_encoder": nn.Identity()}
+    assert detect_family(model("Fused", **fusion)) == "BEVFusion"
+    assert detect_family(model("Cam", pts_voxel_encoder=nn.Identity(), **camera)) is None  # MVX-style early fusion
