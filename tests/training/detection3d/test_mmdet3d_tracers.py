@@ -122,6 +122,19 @@ def test_the_reference_sample_runs_unchanged(pointpillars, store) -> None:
     assert all(len(n) == 1 and n[0] > 0 for n in recorded["gt_num_points"])
 
 
+def test_the_reference_sample_evaluates(pointpillars, store, capsys) -> None:
+    pytest.importorskip("ml_debugger.tasks.detection3d.evaluation", reason="the 3-D evaluation is not on this branch")
+    from ml_debugger.evaluator import Evaluator
+
+    tracer = ObjectDetection3DTracer(pointpillars, model_name="my_3d_od_model", version_name="v1", store=store)
+    for points, targets, frame_ids in DataLoader(GeneratedFrames(), batch_size=2):
+        _ = tracer(points, targets, input_ids=frame_ids, dataset_type="train")
+    tracer.wait_for_save()
+    result = Evaluator(model_name="my_3d_od_model", version_name="v1").request_evaluation()
+    result.get_summary()
+    assert "nds" in capsys.readouterr().out
+
+
 def test_explicit_thresholds_filter_what_is_recorded(pointpillars, store) -> None:
     clouds = [models.cloud(3)]
     expected = pointpillars.test_step(data_batch(clouds))[0].pred_instances_3d
