@@ -227,6 +227,11 @@ def test_families_by_structure() -> None:
     assert detect_family(model("Det", dense_head=AnchorHeadSingle(1, 1))) is None  # SECOND-like: not a family
     camera = {"img_backbone": nn.Conv2d(3, 3, 1), "img_neck": nn.Conv2d(3, 3, 1)}
     assert detect_family(model("Cam", **camera)) == "BEVFormer"
-    fusion = {**camera, "view_transform": nn.Identity(), "fusion_layer": nn.Identity(), "pts_voxel_encoder": nn.Identity()}
+    fusion = {
+        **camera,
+        "view_transform": nn.Identity(),
+        "fusion_layer": nn.Identity(),
+        "pts_voxel_encoder": nn.Identity(),
+    }
     assert detect_family(model("Fused", **fusion)) == "BEVFusion"
     assert detect_family(model("Cam", pts_voxel_encoder=nn.Identity(), **camera)) is None  # MVX-style early fusion

@@ -40,7 +40,7 @@ def mapped_predictions(mapping: OutputMapping, output: Any) -> list[dict[str, An
     """Per-frame predictions from a user's ``output_mapping``: box objects are converted as
     MMDetection3D boxes, arrays are taken as ``[cx, cy, cz, w, l, h, yaw(, vx, vy)]``."""
     frames = mapping(output)
-    if isinstance(frames, Mapping) or not isinstance(frames, (list, tuple)):
+    if not isinstance(frames, (list, tuple)):
         raise TraceValidationError(
             f"output_mapping must return one dict per frame (a list); got {type(frames).__name__}"
         )
