@@ -24,5 +24,5 @@ def test_import_pulls_no_training_framework() -> None:
 
 def test_public_names() -> None:
     assert ml_debugger.__all__ == ["__version__"]
-    assert ml_debugger.training.__all__ == ["ClassificationTracer"]
+    assert ml_debugger.training.__all__ == ["ClassificationTracer", "ObjectDetection3DTracer"]
     assert ml_debugger.evaluator.__all__ == ["Evaluator", "Result"]

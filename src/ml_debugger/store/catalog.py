@@ -10,7 +10,7 @@ from typing import Any
 
 from ml_debugger.exceptions import NoDataError, ResultExistsError, StoreError, TraceValidationError
 from ml_debugger.store.base import PartInfo
-from ml_debugger.store.partfiles import ColumnTypes, type_difference
+from ml_debugger.store.partfiles import ColumnTypes, merged_types, type_difference
 from ml_debugger.store.sqldb import Database, open_database
 
 _SCHEMA = [
@@ -125,9 +125,9 @@ class Catalog:
     def commit_parts(self, parts: list[PartInfo], columns: ColumnTypes | None = None) -> None:
         """Record the parts as committed, all or none.
 
-        ``columns`` (the parts' common column types) is compared with those of the version's
-        earlier commits in the same transaction, and recorded by the first commit; parts whose
-        columns differ raise TraceValidationError, so a version always reads as one table.
+        ``columns`` (the parts' column types) is compared with those of the version's earlier
+        commits in the same transaction and added to them; a column whose type differs raises
+        TraceValidationError, so a version always reads as one table.
         """
         now = utc_now()
         rows = [
@@ -146,10 +146,13 @@ class Catalog:
                 problem = type_difference(columns, pinned, f"the parts committed to {model}/{version}")
                 if problem is not None:
                     raise TraceValidationError(f"nothing was committed: {problem}")
+                if set(columns) - set(pinned):
+                    db.run("UPDATE version_columns SET columns = ? WHERE model = ? AND version = ?",
+                           (json.dumps(merged_types(pinned, columns)), model, version))
             db.run_many("INSERT INTO parts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
 
     def version_columns(self, model: str, version: str) -> ColumnTypes | None:
-        """The column types recorded by the version's first commit (None before it)."""
+        """The column types of the version's committed parts (None before its first commit)."""
         with self.db.transaction() as db:
             rows = db.query("SELECT columns FROM version_columns WHERE model = ? AND version = ?", (model, version))
         return json.loads(rows[0][0]) if rows else None

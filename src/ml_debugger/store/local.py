@@ -26,11 +26,9 @@ from ml_debugger.store.base import PartInfo, PartKey, StoredResult, TraceStore
 from ml_debugger.store.catalog import Catalog
 from ml_debugger.store.partfiles import (
     ColumnTypes,
-    canonical_schema,
     canonical_table,
-    column_types,
     common_column_types,
-    footer_schema,
+    common_schema,
     part_identity,
     type_difference,
 )
@@ -128,12 +126,13 @@ class LocalStore(TraceStore):
         return PartInfo(key=key, path=relative.as_posix(), rows=rows, bytes=size, run_id=run_id, rank=rank)
 
     def version_columns(self, model_name: str, version_name: str) -> ColumnTypes | None:
-        """The column types every part of the version must have (None while nothing is committed)."""
+        """The column types of the version's committed parts: a part's column must have the type
+        recorded here, if any (None while nothing is committed)."""
         recorded = self.catalog.version_columns(model_name, version_name)
         if recorded is not None:
             return recorded
         committed = self.catalog.committed_paths(model_name, version_name, None)  # committed before they were recorded
-        return column_types(footer_schema(self.root / committed[0])) if committed else None
+        return common_column_types([self.root / p for p in committed], "the committed parts") if committed else None
 
     def commit_parts(self, parts: list[PartInfo]) -> None:
         """Commit the parts; TraceValidationError if their columns differ from each other or from the version's."""
@@ -162,16 +161,15 @@ class LocalStore(TraceStore):
     def trace_parts(self, model_name: str, version_name: str, epochs: list[int] | None) -> tuple[pa.Schema, list[Path]]:
         """The canonical schema and the files of the committed parts of ``epochs`` (all when ``None``).
 
-        NoDataError when nothing is committed; TraceValidationError when the parts' columns differ
-        (possible only for parts committed before the version's column types were recorded).
+        NoDataError when nothing is committed; TraceValidationError when a column's type differs
+        between parts (possible only for parts committed before the version's column types were recorded).
         """
         self.catalog.require_version(model_name, version_name)
         paths = [self.root / p for p in self.catalog.committed_paths(model_name, version_name, epochs)]
         if not paths:
             raise NoDataError(f"no committed traces for {model_name}/{version_name} in epochs {epochs}")
         try:
-            common_column_types(paths, f"the other committed parts of {model_name}/{version_name}")
-            return canonical_schema(footer_schema(paths[0])), paths
+            return common_schema(paths, f"the other committed parts of {model_name}/{version_name}"), paths
         except StoreError as exc:
             raise StoreError(f"cannot read the traces of {model_name}/{version_name}: {exc}") from exc
 

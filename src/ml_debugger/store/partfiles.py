@@ -1,7 +1,9 @@
 """Facts about stored Parquet part files, read from their footers: column types, identity, canonical form.
 
-Every part of a model version must have the same columns with the same types, or the version could
-not be read as one table. Types are compared in their canonical form (a dictionary-encoded or large
+A column that several parts of a model version have must have the same type in all of them, or the
+version could not be read as one table. A part may lack a column others have (an optional column
+of its task, such as per-box features that one tracing call recorded and another did not): it
+reads as nulls there. Types are compared in their canonical form (a dictionary-encoded or large
 string is a string, list item names do not matter), which is also the form ``read_traces`` returns.
 """
 
@@ -43,22 +45,33 @@ def column_types(schema: pa.Schema) -> ColumnTypes:
 
 
 def canonical_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` cast to ``schema`` (a canonical schema with the same column names)."""
+    """``table`` cast to ``schema`` (a canonical schema); columns it lacks are nulls."""
+    for field in schema:
+        if field.name not in table.column_names:
+            table = table.append_column(field.name, pa.nulls(table.num_rows, field.type))
     table = table.select(schema.names)
     return table if table.schema.equals(schema) else table.cast(schema)
 
 
 def type_difference(found: ColumnTypes, expected: ColumnTypes, where: str) -> str | None:
-    """Why a part with columns ``found`` cannot join parts with ``expected`` (``where`` names them); None if it can."""
+    """Why a part with columns ``found`` cannot join parts with ``expected`` (``where`` names them):
+    a column both have with different types; None if it can."""
     for name, found_type in found.items():
-        if name not in expected:
-            return f"column {name!r} ({found_type}) is not in {where}"
-        if found_type != expected[name]:
+        if name in expected and found_type != expected[name]:
             return f"column {name!r} is {found_type} in this part but {expected[name]} in {where}"
-    for name, expected_type in expected.items():
-        if name not in found:
-            return f"column {name!r} ({expected_type}) is in {where} but not in this part"
     return None
+
+
+def merged_types(*columns: ColumnTypes | None) -> ColumnTypes | None:
+    """Every column of ``columns`` (first appearance first); None when all are None."""
+    present = [c for c in columns if c is not None]
+    if not present:
+        return None
+    merged: ColumnTypes = {}
+    for types in present:
+        for name, data_type in types.items():
+            merged.setdefault(name, data_type)
+    return merged
 
 
 def footer_schema(path: Path) -> pa.Schema:
@@ -69,18 +82,24 @@ def footer_schema(path: Path) -> pa.Schema:
         raise StoreError(f"cannot read the stored part {path}: {exc}") from exc
 
 
-def common_column_types(paths: list[Path], where: str) -> ColumnTypes | None:
-    """The column types all ``paths`` share; TraceValidationError naming the first part that differs."""
-    common: ColumnTypes | None = None
+def common_schema(paths: list[Path], where: str) -> pa.Schema | None:
+    """The canonical schema of every column of ``paths`` (None without paths); TraceValidationError
+    naming the first part whose column has another type than in the parts before it."""
+    fields: dict[str, pa.Field] = {}
     for path in paths:
-        types = column_types(footer_schema(path))
-        if common is None:
-            common = types
-            continue
-        problem = type_difference(types, common, where)
+        schema = canonical_schema(footer_schema(path))
+        problem = type_difference(column_types(schema), {n: str(f.type) for n, f in fields.items()}, where)
         if problem is not None:
             raise TraceValidationError(f"part {path.name}: {problem}")
-    return common
+        for field in schema:
+            fields.setdefault(field.name, field)
+    return pa.schema(list(fields.values())) if fields else None
+
+
+def common_column_types(paths: list[Path], where: str) -> ColumnTypes | None:
+    """The column types of every column of ``paths``, checked as ``common_schema`` checks them."""
+    schema = common_schema(paths, where)
+    return None if schema is None else column_types(schema)
 
 
 def part_identity(path: Path) -> tuple[int, str, int]:
