@@ -12,12 +12,13 @@ $(BIN)/python:
 
 $(VENV)/.core-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[torch]"
+	$(BIN)/pip install -q -e ".[torch,server]"
 	touch $@
 
-$(VENV)/.all-installed: pyproject.toml $(VENV)/.core-installed
-	$(BIN)/pip install -q -e ".[dev,lightning,keras,transformers,server]"
-	$(BIN)/pip install -q tensorflow-cpu  # only for the Keras callback's tf.data path
+$(VENV)/.all-installed: pyproject.toml scripts/install-openmmlab.sh $(VENV)/.core-installed
+	$(BIN)/pip install -q -e ".[dev,lightning,keras,transformers,server,ultralytics,mmengine]"
+	$(BIN)/pip install -q tensorflow-cpu  # the Keras paths on the TensorFlow backend
+	bash scripts/install-openmmlab.sh $(BIN)/pip  # MMDetection3D, mmcv ops, nuScenes devkit
 	touch $@
 
 setup: $(VENV)/.all-installed
