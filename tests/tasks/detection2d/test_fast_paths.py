@@ -14,7 +14,8 @@ from ml_debugger.tasks.detection2d.coco_metrics import coco_evaluate
 from ml_debugger.tasks.detection2d.config import DetectionConfig
 from ml_debugger.tasks.detection2d.loading import ImageGroup, _label_names, _rows
 from ml_debugger.tasks.detection2d.tide import tide_errors
-from ml_debugger.tasks.detection2d.units import _unit_ids, _within_image
+from ml_debugger.tasks._unit_ids import false_positive_ids, object_ids
+from ml_debugger.tasks.detection2d.units import _within_image
 from tests.tasks.detection2d.synthetic import random_detection_set
 
 
@@ -85,8 +86,14 @@ def test_unit_ids_and_positions_within_image() -> None:
     rows = np.array([1, 2, 4, 5, 9])
     within = _within_image(image, rows)
     assert within.tolist() == [1, 2, 1, 0, 3]
-    assert _unit_ids("gt:", within).tolist() == [f"gt:{k}" for k in within]
-    assert str(_unit_ids("gt:", within).dtype) == "str"
+    assert object_ids(within).tolist() == [f"gt:{k}" for k in within]
+    assert str(object_ids(within).dtype) == "str"
+
+
+def test_false_positives_are_named_by_class_and_box() -> None:
+    boxes = np.array([[10, 20, 50, 80], [10, 20, 50, 80], [1, 2, 3, 4], [10, 20, 50, 80]])
+    ids = false_positive_ids(np.array([0, 0, 0, 1]), np.array([3, 3, 3, 3]), boxes)
+    assert ids.tolist() == ["pred:3@10,20,50,80", "pred:3@10,20,50,80#1", "pred:3@1,2,3,4", "pred:3@10,20,50,80"]
 
 
 def test_concurrently_returns_results_in_order_and_raises_errors(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -85,15 +85,15 @@ def test_the_operating_score_maximises_f1(store: LocalStore) -> None:
 
 def test_planted_failures_get_the_codes_that_name_them(store: LocalStore) -> None:
     units = units_of(store, operating_score=0.5)
-    assert {"DET010", "DET005", "DET012"} <= codes(units, "img30", "pred:1")
-    assert units.loc[("img30", "pred:1"), "category"] == "aleatoric_hotspot"
+    assert {"DET010", "DET005", "DET012"} <= codes(units, "img30", "pred:2@500,20,600,90")
+    assert units.loc[("img30", "pred:2@500,20,600,90"), "category"] == "aleatoric_hotspot"
     assert {"DET011", "DET001"} <= codes(units, "img31", "gt:0")
     assert units.loc[("img31", "gt:0"), "category"] == "aleatoric_hotspot"
     assert units.loc[("img31", "gt:0"), "prediction"] == BUS
     assert {"DET006", "DET007"} <= codes(units, "img32", "gt:0")
     assert {"DET006", "DET008"} <= codes(units, "img33", "gt:1")
-    assert {"DET004", "DET012"} <= codes(units, "img34", "pred:1")
-    assert units.loc[("img34", "pred:1"), "category"] == "critical_hotspot"
+    assert {"DET004", "DET012"} <= codes(units, "img34", "pred:1@101,100,201,181")
+    assert units.loc[("img34", "pred:1@101,100,201,181"), "category"] == "critical_hotspot"
     assert "DET014" in codes(units, "img35", "gt:0") and units.loc[("img35", "gt:0"), "forgetting_events"] == 1
     assert "DET009" in codes(units, "img36", "gt:0")
     well_found = units.loc[[(f"img{i}", "gt:0") for i in range(30)]]

@@ -68,11 +68,11 @@ def test_planted_3d_failures_get_the_codes_that_name_them(store: LocalStore) -> 
     assert units.loc[("frame20", "gt:0"), "orient_err"] > 3
     assert {"D3D005", "D3D006"} <= codes(units, "frame21", "gt:0")
     assert {"D3D005", "D3D007"} <= codes(units, "frame22", "gt:0")
-    assert {"D3D014", "D3D004", "D3D016"} <= codes(units, "frame23", "pred:1")
-    assert units.loc[("frame23", "pred:1"), "category"] == "aleatoric_hotspot"
+    assert {"D3D014", "D3D004", "D3D016"} <= codes(units, "frame23", "pred:0@20,20")
+    assert units.loc[("frame23", "pred:0@20,20"), "category"] == "aleatoric_hotspot"
     assert {"D3D015", "D3D001"} <= codes(units, "frame24", "gt:0")
     assert units.loc[("frame24", "gt:0"), "prediction"] == 1
-    assert {"D3D003", "D3D016"} <= codes(units, "frame25", "pred:1")
+    assert {"D3D003", "D3D016"} <= codes(units, "frame25", "pred:0@10.3,0.1")
     assert "D3D018" in codes(units, "frame26", "gt:0")
     assert (units.loc[[(f"frame{i}", "gt:0") for i in range(20)], "category"] == "stable_coverage").all()
     bev = result.get_heatmap("bev_errors", matrix=True, epoch=1)

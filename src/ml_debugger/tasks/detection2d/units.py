@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml_debugger.tasks._object_signals import f1_operating_score
+from ml_debugger.tasks._unit_ids import false_positive_ids, object_ids
 from ml_debugger.tasks.detection2d.coco_metrics import CocoEvaluation
 from ml_debugger.tasks.detection2d.config import DetectionConfig
 from ml_debugger.tasks.detection2d.detection_set import DetectionSet
@@ -96,17 +97,6 @@ def _within_image(image: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return rows - np.searchsorted(image, image[rows], side="left")
 
 
-def _unit_ids(prefix: str, within_image: np.ndarray) -> pd.Series | list:
-    """``prefix`` + the row's position within its image (``gt:3``), built by Arrow."""
-    if not len(within_image):
-        return []  # an empty column gets the dtype it always had
-    text = pa.large_string()
-    joined = pc.binary_join_element_wise(
-        pa.scalar(prefix, text), pc.cast(pa.array(within_image), text), pa.scalar("", text)
-    )
-    return joined.to_pandas()
-
-
 def _fallback_fp_type(coco: CocoEvaluation, rows: np.ndarray, config: DetectionConfig) -> np.ndarray:
     """TIDE's precedence from COCO's best overlaps, for the rare detection TIDE's own per-image
     matching leaves as a true positive while COCO's per-class matching does not."""
@@ -167,7 +157,7 @@ def _object_units(
     area = boxes.gt_area[rows]
     return pd.DataFrame({
         "_image": boxes.gt_image[rows],
-        "unit_id": _unit_ids("gt:", _within_image(boxes.gt_image, rows)),
+        "unit_id": object_ids(_within_image(boxes.gt_image, rows)),
         "unit_type": "object",
         "label": labels.astype(np.int64),
         "prediction": prediction.astype(np.int64),
@@ -195,7 +185,7 @@ def _false_positive_units(
     area = boxes.dt_xywh[rows, 2] * boxes.dt_xywh[rows, 3]
     return pd.DataFrame({
         "_image": boxes.dt_image[rows],
-        "unit_id": _unit_ids("pred:", _within_image(boxes.dt_image, rows)),
+        "unit_id": false_positive_ids(boxes.dt_image[rows], boxes.dt_labels[rows], np.rint(boxes.dt_boxes[rows]).astype(np.int64)),
         "unit_type": "false_positive",
         "label": label.astype(np.int64),
         "prediction": boxes.dt_labels[rows].astype(np.int64),

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ml_debugger.tasks._object_signals import f1_operating_score
+from ml_debugger.tasks._unit_ids import false_positive_ids, object_ids
 from ml_debugger.tasks.detection3d.config import Detection3DConfig
 from ml_debugger.tasks.detection3d.frame_set import BOX_COLUMNS, range_bins
 from ml_debugger.tasks.detection3d.loading import FrameGroup
@@ -106,7 +107,7 @@ def _objects(group: FrameGroup, m: CenterMatching, rows: np.ndarray, operating: 
     }
     return pd.DataFrame({
         "_frame": boxes.gt_frame[rows],
-        "unit_id": [f"gt:{k}" for k in _within_frame(boxes.gt_frame)[rows]],
+        "unit_id": object_ids(_within_frame(boxes.gt_frame)[rows]),
         "unit_type": "object",
         "label": labels.astype(np.int64),
         "prediction": np.select([found, confused], [labels, other_label], BACKGROUND).astype(np.int64),
@@ -136,7 +137,9 @@ def _false_positives(group: FrameGroup, m: CenterMatching, rows: np.ndarray, con
     ).astype(object)
     return pd.DataFrame({
         "_frame": boxes.dt_frame[rows],
-        "unit_id": [f"pred:{k}" for k in _within_frame(boxes.dt_frame)[rows]],
+        "unit_id": false_positive_ids(
+            boxes.dt_frame[rows], own, np.round(boxes.dt_boxes[rows, :2], 1)
+        ),
         "unit_type": "false_positive",
         "label": np.where(confused, boxes.gt_labels[np.maximum(nearest_any, 0)], BACKGROUND).astype(np.int64),
         "prediction": own.astype(np.int64),
