@@ -23,5 +23,15 @@ def test_import_pulls_no_training_framework() -> None:
 
 def test_public_names() -> None:
     assert ml_debugger.__all__ == ["__version__"]
-    assert ml_debugger.training.__all__ == ["ClassificationTracer"]
+    assert ml_debugger.training.__all__ == ["ClassificationTracer", "ObjectDetectionTracer"]
     assert ml_debugger.evaluator.__all__ == ["Evaluator", "Result"]
+
+
+def test_training_imports_its_framework_only_when_a_tracer_needs_it() -> None:
+    code = (
+        "import sys; from ml_debugger.training import ObjectDetectionTracer;"
+        "tracer = ObjectDetectionTracer(None, 'm', 'v1');"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
