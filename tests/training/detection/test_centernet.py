@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from ml_debugger.exceptions import ConfigurationError
 from ml_debugger.store import LocalStore
 from ml_debugger.training import ObjectDetectionTracer
 from tests.training.detection.conftest import GT_LIST, boxes_of, check_rows, read_rows
@@ -84,5 +85,5 @@ def test_a_wrong_output_is_explained(store: LocalStore) -> None:
             return {"hm": super().forward(x)["hm"]}
 
     tracer = ObjectDetectionTracer(NoSizes(), "m", "v1", store=store)
-    with pytest.raises(Exception, match=r"must return a dict with 'hm' and 'wh'.*keys \['hm'\]"):
+    with pytest.raises(ConfigurationError, match=r"must return a dict with 'hm' and 'wh'.*keys \['hm'\]"):
         tracer(torch.zeros(1, 3, 64, 64), GT_LIST[:1])

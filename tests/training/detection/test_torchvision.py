@@ -74,6 +74,7 @@ def test_each_family_records_the_models_own_detections(store: LocalStore, name: 
         assert "pred_features" not in rows and "gt_features" not in rows
     else:
         assert {len(f) for cell in rows["pred_features"] for f in cell} == {object_dim}
+        assert rows["pred_features"][0][0].dtype == np.float16  # stored as float16
         assert [len(c) for c in rows["gt_features"]] == [2, 0]
         assert {len(f) for f in rows["gt_features"][0]} == {object_dim}
 

@@ -82,7 +82,7 @@ def sample_at_centres(
     scale = torch.tensor([width, height], dtype=centres.dtype, device=centres.device)
     grid = (centres / scale * 2 - 1).reshape(1, 1, -1, 2)
     samples = [
-        F.grid_sample(m[image_index: image_index + 1].detach().float(), grid.to(m.device), align_corners=False)[0, :, 0].T
+        F.grid_sample(m[image_index: image_index + 1].detach().float(), grid.to(m.device), padding_mode="border", align_corners=False)[0, :, 0].T
         for m in maps
     ]  # each (n, C_level)
     if not by_level:
