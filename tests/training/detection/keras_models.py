@@ -43,7 +43,9 @@ class TinyKerasHubDetector(keras.Model):
         super().__init__()
         self.bounding_box_format = bounding_box_format
         self.num_classes = num_classes
-        self.features = keras.Sequential([layers.Conv2D(8, 3, strides=4, activation="relu"), layers.GlobalAveragePooling2D()])
+        self.features = keras.Sequential(
+            [layers.Conv2D(8, 3, strides=4, activation="relu"), layers.GlobalAveragePooling2D()]
+        )
         self.box_head = layers.Dense(ANCHORS * 4)
         self.cls_head = layers.Dense(ANCHORS * num_classes)
         self.prediction_decoder = Decoder()

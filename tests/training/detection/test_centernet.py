@@ -4,6 +4,7 @@ pixels, features of the map the heads read."""
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ class TinyCenterNet(nn.Module):
 class FixedHeads(nn.Module):
     """Returns fixed maps for a 64x64 input (stride 4): one peak of class 1 at row 3, column 5."""
 
-    heads = {"hm": 3, "wh": 2, "reg": 2}
+    heads: ClassVar[dict[str, int]] = {"hm": 3, "wh": 2, "reg": 2}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         hm = torch.full((len(x), 3, 16, 16), -10.0)

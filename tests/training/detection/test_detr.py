@@ -11,7 +11,7 @@ from torch import nn
 
 transformers = pytest.importorskip("transformers")
 
-from transformers import (  # noqa: E402
+from transformers import (
     ConditionalDetrConfig,
     ConditionalDetrForObjectDetection,
     ConditionalDetrImageProcessor,
@@ -24,9 +24,9 @@ from transformers import (  # noqa: E402
     ResNetConfig,
 )
 
-from ml_debugger.store import LocalStore  # noqa: E402
-from ml_debugger.training import ObjectDetectionTracer  # noqa: E402
-from tests.training.detection.conftest import GT_LIST, boxes_of, check_rows, read_rows  # noqa: E402
+from ml_debugger.store import LocalStore
+from ml_debugger.training import ObjectDetectionTracer
+from tests.training.detection.conftest import GT_LIST, boxes_of, check_rows, read_rows
 
 BACKBONE = {"embedding_size": 8, "hidden_sizes": [8, 16, 16, 16], "depths": [1, 1, 1, 1], "layer_type": "basic",
             "out_features": ["stage2", "stage3", "stage4"]}
@@ -156,14 +156,15 @@ def test_facebookresearch_style_detr(store: LocalStore, model_class, name: str, 
     check_rows(rows, [(96, 64)] * 2, (0.05, None, max_det))
     logits, boxes = out["pred_logits"].detach(), out["pred_boxes"].detach()
     if name == "DETRTracer":
-        scores, labels = logits.softmax(-1)[..., :-1].max(-1)
+        scores = logits.softmax(-1)[..., :-1].max(-1).values
         order = scores[0].argsort(descending=True)
         np.testing.assert_allclose(rows["pred_scores"][0], scores[0][order].numpy(), rtol=1e-5)
         cx, cy, w, h = boxes[0][order].unbind(-1)
         expected = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1) * torch.tensor([96, 64, 96, 64])
-        np.testing.assert_allclose(boxes_of(rows["pred_boxes"][0]), expected.clamp(min=0).numpy().clip(max=[96, 64, 96, 64]),
-                                   rtol=1e-5, atol=1e-4)
-        np.testing.assert_allclose(np.stack(rows["pred_features"][0]), queries["hs"][0][order].numpy(), rtol=2e-3, atol=2e-3)
+        clipped = expected.numpy().clip(0, [96, 64, 96, 64])
+        np.testing.assert_allclose(boxes_of(rows["pred_boxes"][0]), clipped, rtol=1e-5, atol=1e-4)
+        features = np.stack(rows["pred_features"][0])
+        np.testing.assert_allclose(features, queries["hs"][0][order].numpy(), rtol=2e-3, atol=2e-3)
     else:
         assert len(rows["pred_scores"][0]) == 3 * 8  # top-100 of 8 queries x 3 classes, all above 0.05
     assert len(rows["image_features"][0]) == 16

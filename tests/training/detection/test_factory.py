@@ -28,7 +28,8 @@ def test_predictions_made_elsewhere(store: LocalStore) -> None:
     tracer = ObjectDetectionTracer(None, "m", "v1", score_thresh=0.25, store=store)
     assert type(tracer).__name__ == "PredictionsTracer"
     assert (tracer.score_thresh, tracer.iou_thresh, tracer.max_detections_per_image) == (0.25, None, None)
-    tracer.record(PREDICTIONS, GT_LIST, input_ids=[7, 8], dataset_type="val", n_epoch=2, image_sizes=[[96, 64], [64, 80]])
+    sizes = [[96, 64], [64, 80]]
+    tracer.record(PREDICTIONS, GT_LIST, input_ids=[7, 8], dataset_type="val", n_epoch=2, image_sizes=sizes)
     tracer.wait_for_save()
     rows = read_rows(store)
     assert rows["input_id"].tolist() == ["7", "8"] and set(rows["epoch"]) == {2}
@@ -76,10 +77,13 @@ def test_ground_truth_in_every_form_records_the_same(store: LocalStore) -> None:
 @pytest.mark.parametrize(
     ("targets", "ids", "message"),
     [
-        ([{"boxes": [[0, 0, 1]], "labels": [0]}, GT_LIST[1]], [1, 2], r"targets\[0\]\['boxes'\] must have shape \(n, 4\)"),
-        ([{"boxes": [[5, 0, 1, 1]], "labels": [0]}, GT_LIST[1]], [1, 2], r"targets\[0\]\['boxes'\] has 1 boxes with x2 < x1"),
+        ([{"boxes": [[0, 0, 1]], "labels": [0]}, GT_LIST[1]], [1, 2],
+         r"targets\[0\]\['boxes'\] must have shape \(n, 4\)"),
+        ([{"boxes": [[5, 0, 1, 1]], "labels": [0]}, GT_LIST[1]], [1, 2],
+         r"targets\[0\]\['boxes'\] has 1 boxes with x2 < x1"),
         ([GT_LIST[0], {"boxes": [[0, 0, np.nan, 1]], "labels": [0]}], [1, 2], r"targets\[1\]\['boxes'\] has NaN"),
-        ([{"boxes": [[0, 0, 1, 1]], "labels": [5]}, GT_LIST[1]], [1, 2], r"targets\[0\]\['labels'\] has class ids \[5\]"),
+        ([{"boxes": [[0, 0, 1, 1]], "labels": [5]}, GT_LIST[1]], [1, 2],
+         r"targets\[0\]\['labels'\] has class ids \[5\]"),
         (GT_LIST, [1, 2, 3], "input_ids has 3 entries"),
         (GT_LIST[:1], [1, 2], "targets has 1 images; the batch has 2"),
     ],

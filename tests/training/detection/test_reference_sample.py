@@ -29,6 +29,12 @@ class Shapes(Dataset):
         return image, {"boxes": torch.tensor([[x, 10.0, x + 20.0, 30.0]]), "labels": torch.tensor([1])}, i
 
 
+def tiny_faster_rcnn():
+    return fasterrcnn_mobilenet_v3_large_fpn(
+        weights=None, weights_backbone=None, num_classes=2, min_size=64, max_size=64
+    )
+
+
 def collate(batch):
     images, targets, ids = zip(*batch)
     return torch.stack(images), list(targets), torch.tensor(ids)
@@ -67,7 +73,7 @@ def run_reference_sample(model, dataloader):
 
 def test_reference_detection_sample_runs_unchanged(store: LocalStore) -> None:
     torch.manual_seed(0)
-    model = fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=2, min_size=64, max_size=64)
+    model = tiny_faster_rcnn()
     tracer = run_reference_sample(model, DataLoader(Shapes(), batch_size=2, collate_fn=collate))
     assert (tracer.score_thresh, tracer.iou_thresh, tracer.max_detections_per_image) == (0.05, 0.5, 100)
     rows = read_rows(store, "my_od_model")
@@ -84,7 +90,7 @@ def test_reference_detection_sample_evaluates(store: LocalStore) -> None:
     from ml_debugger.evaluator import Evaluator
 
     torch.manual_seed(0)
-    model = fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=2, min_size=64, max_size=64)
+    model = tiny_faster_rcnn()
     run_reference_sample(model, DataLoader(Shapes(), batch_size=2, collate_fn=collate))
     evaluator = Evaluator(model_name="my_od_model", version_name="v1")
     result = evaluator.request_evaluation()

@@ -26,7 +26,8 @@ def images(seed: int = 0) -> list[torch.Tensor]:
 FAMILIES = {
     # name: (builder, tracer class, per-object feature size, image feature size)
     "fasterrcnn_resnet50_fpn": (lambda: D.fasterrcnn_resnet50_fpn(**SMALL), "FasterRCNNTracer", 1024, 5 * 256),
-    "fasterrcnn_mobilenet_v3": (lambda: D.fasterrcnn_mobilenet_v3_large_fpn(**SMALL), "FasterRCNNTracer", 1024, 3 * 256),
+    "fasterrcnn_mobilenet_v3": (lambda: D.fasterrcnn_mobilenet_v3_large_fpn(**SMALL), "FasterRCNNTracer", 1024,
+                                3 * 256),
     "retinanet": (lambda: D.retinanet_resnet50_fpn(**SMALL, score_thresh=0.001), "RetinaNetTracer", 256, 5 * 256),
     "fcos": (lambda: D.fcos_resnet50_fpn(**SMALL, score_thresh=0.001), "FCOSTracer", 256, 5 * 256),
     "ssdlite": (lambda: D.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3),
@@ -163,5 +164,6 @@ def test_any_module_with_torchvision_output(store: LocalStore) -> None:
 
 def test_a_module_with_another_output_is_explained(store: LocalStore) -> None:
     tracer = ObjectDetectionTracer(nn.Conv2d(3, 4, 3), "m", "v1", store=store)
-    with pytest.raises(ConfigurationError, match=r"output is a Tensor, not torchvision's format.*Ultralytics.*output_mapping"):
+    explained = r"output is a Tensor, not torchvision's format.*Ultralytics.*output_mapping"
+    with pytest.raises(ConfigurationError, match=explained):
         tracer(torch.rand(2, 3, 32, 32), GT_LIST)

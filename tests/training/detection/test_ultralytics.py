@@ -17,15 +17,15 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", str(CONFIG_DIR))
 ultralytics = pytest.importorskip("ultralytics")
 
-from ultralytics import YOLO  # noqa: E402
-from ultralytics.data.augment import LetterBox  # noqa: E402
-from ultralytics.utils import ops  # noqa: E402
+from ultralytics import YOLO
+from ultralytics.data.augment import LetterBox
+from ultralytics.utils import ops
 
-from ml_debugger.exceptions import ConfigurationError  # noqa: E402
-from ml_debugger.store import LocalStore  # noqa: E402
-from ml_debugger.training import ObjectDetectionTracer  # noqa: E402
-from ml_debugger.training.detection._ultralytics import letterbox  # noqa: E402
-from tests.training.detection.conftest import GT_LIST, boxes_of, check_rows, read_rows  # noqa: E402
+from ml_debugger.exceptions import ConfigurationError
+from ml_debugger.store import LocalStore
+from ml_debugger.training import ObjectDetectionTracer
+from ml_debugger.training.detection._ultralytics import letterbox
+from tests.training.detection.conftest import GT_LIST, boxes_of, check_rows, read_rows
 
 SIZES = [(96, 64), (80, 96)]  # (width, height); with imgsz 96 both are padded, not resized
 
@@ -121,7 +121,9 @@ def test_detection_model_alone_uses_its_args(store: LocalStore) -> None:
     check_rows(read_rows(store), [SIZES[0]] * 2, (0.05, 0.7, 300))
 
 
-@pytest.mark.parametrize(("height", "width", "same"), [(48, 40, True), (120, 60, True), (70, 200, False), (96, 96, True)])
+@pytest.mark.parametrize(
+    ("height", "width", "same"), [(48, 40, True), (120, 60, True), (70, 200, False), (96, 96, True)]
+)
 def test_letterbox_matches_ultralytics(height: int, width: int, same: bool) -> None:
     image = np.random.default_rng(1).integers(0, 256, (height, width, 3), dtype=np.uint8)
     theirs = LetterBox((96, 96), auto=same, stride=32)(image=image)

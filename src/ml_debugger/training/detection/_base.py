@@ -36,7 +36,11 @@ from ml_debugger.training.detection._arrays import (
     targets_to_numpy,
     to_numpy,
 )
-from ml_debugger.training.detection._thresholds import ThresholdPolicy, resolve, validate_requested
+from ml_debugger.training.detection._thresholds import (
+    ThresholdPolicy,
+    resolve,
+    validate_requested,
+)
 
 
 @dataclass

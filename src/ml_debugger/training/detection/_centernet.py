@@ -22,7 +22,12 @@ from ml_debugger.exceptions import ConfigurationError
 from ml_debugger.tasks.detection2d import ImageTargets, Thresholds
 from ml_debugger.training.detection._arrays import ImageBatch, to_numpy
 from ml_debugger.training.detection._base import Adapted
-from ml_debugger.training.detection._features import OutputCapture, half_numpy, pooled, sample_at_centres
+from ml_debugger.training.detection._features import (
+    OutputCapture,
+    half_numpy,
+    pooled,
+    sample_at_centres,
+)
 from ml_debugger.training.detection._thresholds import ThresholdPolicy
 from ml_debugger.training.detection._torch_base import TorchDetectionTracer
 
@@ -99,7 +104,7 @@ class CenterNetTracer(TorchDetectionTracer):
         if heat.min() < 0 or heat.max() > 1:  # logits, as CenterNet's heads output them
             heat = heat.sigmoid()
         heat = heat * (F.max_pool2d(heat, 3, stride=1, padding=1) == heat)
-        batch, classes, height, width = heat.shape
+        _, classes, height, width = heat.shape
         t = self._thresholds
         scores, index = heat.flatten(1).topk(min(t.max_detections, classes * height * width), dim=1)
         labels, position = index // (height * width), index % (height * width)
@@ -112,7 +117,11 @@ class CenterNetTracer(TorchDetectionTracer):
             xs, ys = xs + 0.5, ys + 0.5
         size = _gather(heads["wh"].detach().float(), position).clamp(min=0)  # a negative size is an empty box
         stride = heat.new_tensor([input_w / width, input_h / height] * 2)
-        boxes = torch.stack([xs - size[..., 0] / 2, ys - size[..., 1] / 2, xs + size[..., 0] / 2, ys + size[..., 1] / 2],
-                            dim=-1) * stride
+        half_w, half_h = size[..., 0] / 2, size[..., 1] / 2
+        boxes = torch.stack([xs - half_w, ys - half_h, xs + half_w, ys + half_h], dim=-1) * stride
         keep = scores > t.score_thresh
-        return [b[k] for b, k in zip(boxes, keep)], [s[k] for s, k in zip(scores, keep)], [l[k] for l, k in zip(labels, keep)]
+        return (
+            [b[k] for b, k in zip(boxes, keep)],
+            [s[k] for s, k in zip(scores, keep)],
+            [c[k] for c, k in zip(labels, keep)],
+        )

@@ -42,8 +42,11 @@ def is_fb_detr(model: nn.Module) -> bool:
 
 
 def fb_detr_class(model: nn.Module) -> type[DETRTracer]:
+    """The tracer of a facebookresearch-style DETR, by its class name (sigmoid variants say so)."""
     name = type(model).__name__.lower()
-    return DeformableDETRTracer if "deformable" in name else ConditionalDETRTracer if "conditional" in name else DETRTracer
+    if "deformable" in name:
+        return DeformableDETRTracer
+    return ConditionalDETRTracer if "conditional" in name else DETRTracer
 
 
 def _last_map(value: Any) -> torch.Tensor | None:
@@ -69,7 +72,10 @@ class DETRTracer(TorchDetectionTracer):
     def __init__(self, model: nn.Module, *args: Any, **kwargs: Any) -> None:
         self._hf = hf_detr_name(model) is not None
         super().__init__(model, *args, **kwargs)
-        modules = {n: getattr(model, n) for n in ("transformer", "backbone") if isinstance(getattr(model, n, None), nn.Module)}
+        modules = {
+            name: getattr(model, name) for name in ("transformer", "backbone")
+            if isinstance(getattr(model, name, None), nn.Module)
+        }
         self._capture = OutputCapture(modules) if self.record_features and not self._hf and modules else None
 
     def _class_embed(self) -> nn.Module | None:
@@ -110,14 +116,16 @@ class DETRTracer(TorchDetectionTracer):
             scores, labels, query = self._scores(logits.detach().float())
             predictions = []
             for b, (width, height) in enumerate(images.sizes):
-                xyxy = _cxcywh_to_xyxy(boxes[b].detach().float()[query[b]]) * boxes.new_tensor([width, height, width, height])
+                scale = boxes.new_tensor([width, height, width, height], dtype=torch.float32)
+                xyxy = _cxcywh_to_xyxy(boxes[b].detach().float()[query[b]]) * scale
                 p = {"boxes": to_numpy(xyxy), "scores": to_numpy(scores[b]), "labels": to_numpy(labels[b])}
                 if self.record_features and queries is not None:
                     p["features"] = half_numpy(queries[b, query[b]])
                 predictions.append(p)
             image_features = None
             if self.record_features and memory is not None:
-                image_features = half_numpy(memory.detach().float().mean(dim=1) if memory.ndim == 3 else pooled([memory]))
+                tokens = memory.ndim == 3  # Hugging Face: (batch, tokens, d); facebookresearch: a backbone map
+                image_features = half_numpy(memory.detach().float().mean(dim=1) if tokens else pooled([memory]))
         return Adapted(predictions, image_features=image_features)
 
     def _scores(self, logits: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:

@@ -12,7 +12,11 @@ from typing import Any
 from ml_debugger.exceptions import ConfigurationError
 from ml_debugger.store import TraceStore
 from ml_debugger.training.detection._base import DetectionTracer, PredictionsTracer
-from ml_debugger.training.detection._mapping import MAPPING_HELP, MappedOutputTracer, supported_families
+from ml_debugger.training.detection._mapping import (
+    MAPPING_HELP,
+    MappedOutputTracer,
+    supported_families,
+)
 
 KERAS_ROOTS = {"keras", "tf_keras", "keras_cv", "keras_hub"}
 
@@ -55,7 +59,11 @@ def _torch_tracer(model: Any) -> type[DetectionTracer]:
         if tracer is not None:
             return tracer
     from ml_debugger.training.detection._centernet import CenterNetTracer, is_centernet
-    from ml_debugger.training.detection._detr import fb_detr_class, hf_detr_class, is_fb_detr
+    from ml_debugger.training.detection._detr import (
+        fb_detr_class,
+        hf_detr_class,
+        is_fb_detr,
+    )
 
     if "transformers" in roots:
         tracer = hf_detr_class(model)
@@ -71,7 +79,7 @@ def _torch_tracer(model: Any) -> type[DetectionTracer]:
     return TorchvisionStyleTracer
 
 
-def ObjectDetectionTracer(  # noqa: N802 - a factory named as the reference SDK's class
+def ObjectDetectionTracer(
     model: Any,
     model_name: str,
     version_name: str,
@@ -117,9 +125,10 @@ def ObjectDetectionTracer(  # noqa: N802 - a factory named as the reference SDK'
         ConfigurationError: the model is of no supported family and no ``output_mapping`` is
             given (the message lists the families), or an argument is invalid.
     """
-    options: dict[str, Any] = dict(
-        record_features=record_features, label_names=label_names, num_classes=num_classes, strict=strict, store=store
-    )
+    options: dict[str, Any] = {
+        "record_features": record_features, "label_names": label_names, "num_classes": num_classes,
+        "strict": strict, "store": store,
+    }
     thresholds = (score_thresh, iou_thresh, max_detections_per_image)
     if model is None:
         return PredictionsTracer(None, model_name, version_name, *thresholds, **options)

@@ -81,10 +81,13 @@ def sample_at_centres(
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2
     scale = torch.tensor([width, height], dtype=centres.dtype, device=centres.device)
     grid = (centres / scale * 2 - 1).reshape(1, 1, -1, 2)
-    samples = [
-        F.grid_sample(m[image_index: image_index + 1].detach().float(), grid.to(m.device), padding_mode="border", align_corners=False)[0, :, 0].T
+    samples = [  # each (n, C_level); border padding: no fading to zero at the image's edges
+        F.grid_sample(
+            m[image_index: image_index + 1].detach().float(), grid.to(m.device),
+            padding_mode="border", align_corners=False,
+        )[0, :, 0].T
         for m in maps
-    ]  # each (n, C_level)
+    ]
     if not by_level:
         return torch.cat(samples, dim=1)
     strides = torch.tensor([width / m.shape[-1] for m in maps], device=samples[0].device)

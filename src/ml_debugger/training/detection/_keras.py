@@ -24,6 +24,7 @@ from ml_debugger.training.detection._base import Adapted, DetectionTracer
 from ml_debugger.training.detection._mapping import (
     MAPPING_HELP,
     OutputMapping,
+    describe,
     read_image_batch,
     supported_families,
 )
@@ -110,9 +111,8 @@ class TFObjectDetectionAPITracer(DetectionTracer):
 
     def _adapt(self, output: Any, state: Any, images: ImageBatch, targets: list[ImageTargets]) -> Adapted:
         if not isinstance(output, Mapping) or "detection_boxes" not in output:
-            found = f"a {type(output).__name__}" + (f" with keys {sorted(output)}" if isinstance(output, Mapping) else "")
             raise ConfigurationError(
-                f"the TensorFlow model returned {found}, not the Object Detection API's detection_boxes / "
+                f"the TensorFlow model returned {describe(output)}, not the Object Detection API's detection_boxes / "
                 f"detection_scores / detection_classes. Supported families: {supported_families()}. "
                 f"Otherwise {MAPPING_HELP}"
             )

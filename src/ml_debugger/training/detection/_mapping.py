@@ -24,15 +24,23 @@ import numpy as np
 
 from ml_debugger.exceptions import ConfigurationError, TraceValidationError
 from ml_debugger.tasks.detection2d import ImageTargets
-from ml_debugger.training.detection._arrays import BOX_FORMATS, ImageBatch, image_batch, to_numpy, to_xyxy
+from ml_debugger.training.detection._arrays import (
+    BOX_FORMATS,
+    ImageBatch,
+    image_batch,
+    to_numpy,
+    to_xyxy,
+)
 from ml_debugger.training.detection._base import Adapted, DetectionTracer
 from ml_debugger.training.detection._thresholds import ThresholdPolicy
 
 SUPPORTED = (
     "torchvision Faster R-CNN / Mask R-CNN / Keypoint R-CNN, RetinaNet, FCOS, SSD, SSDlite",
     "Ultralytics YOLOv8 and newer (a YOLO object or its DetectionModel)",
-    "DETR, Conditional DETR, Deformable DETR (Hugging Face *ForObjectDetection, or facebookresearch-style "
-    "modules with class_embed / bbox_embed / query_embed returning {'pred_logits', 'pred_boxes'})",
+    (
+        "DETR, Conditional DETR, Deformable DETR (Hugging Face *ForObjectDetection, or facebookresearch-style "
+        "modules with class_embed / bbox_embed / query_embed returning {'pred_logits', 'pred_boxes'})"
+    ),
     "CenterNet-style modules with 'hm' / 'wh' / 'reg' heads",
     "any torch.nn.Module whose eval output is a list of per-image dicts with 'boxes', 'scores', 'labels'",
     "KerasCV / KerasHub object detectors (a bounding_box_format and a prediction decoder)",
@@ -52,7 +60,8 @@ def supported_families() -> str:
     return "; ".join(SUPPORTED)
 
 
-def _describe(output: Any) -> str:
+def describe(output: Any) -> str:
+    """What an output is, for error messages: its type, and its keys or length."""
     if isinstance(output, Mapping):
         return f"a {type(output).__name__} with keys {sorted(map(str, output))}"
     if isinstance(output, (list, tuple)):
@@ -88,7 +97,7 @@ class OutputMapping:
             raw = self.spec(output, inputs)
             if not isinstance(raw, Sequence) or len(raw) != batch or not all(isinstance(r, Mapping) for r in raw):
                 raise TraceValidationError(
-                    f"output_mapping(output, inputs) must return {batch} per-image dicts; got {_describe(raw)}"
+                    f"output_mapping(output, inputs) must return {batch} per-image dicts; got {describe(raw)}"
                 )
             return [{k: to_numpy(v) for k, v in r.items()} for r in raw]
         fields = {key: self._per_image(output, key, batch) for key in ("boxes", "scores", "labels", "num_detections")
@@ -96,7 +105,9 @@ class OutputMapping:
         box_format = str(self.spec.get("box_format", "xyxy"))
         out = []
         for i, (width, height) in enumerate(images.sizes):
-            count = None if "num_detections" not in fields else int(np.asarray(fields["num_detections"][i]).reshape(-1)[0])
+            count = None
+            if "num_detections" in fields:
+                count = int(np.asarray(fields["num_detections"][i]).reshape(-1)[0])
             boxes = np.asarray(fields["boxes"][i]).reshape(-1, 4)[:count]
             scores = np.asarray(fields["scores"][i]).reshape(-1)[:count]
             labels = np.asarray(fields["labels"][i]).reshape(-1)[:count]
@@ -106,15 +117,13 @@ class OutputMapping:
     def _per_image(self, output: Any, key: str, batch: int) -> list[Any]:
         where = self.spec[key]
         try:
-            if isinstance(output, Mapping):
-                value = output[where]
-            elif isinstance(where, int) and isinstance(output, (list, tuple)):
+            if isinstance(output, Mapping) or (isinstance(where, int) and isinstance(output, (list, tuple))):
                 value = output[where]
             else:
                 value = getattr(output, where)
         except (KeyError, IndexError, AttributeError, TypeError) as exc:
             raise ConfigurationError(
-                f"output_mapping[{key!r}] = {where!r} is not in the model's output, {_describe(output)}. "
+                f"output_mapping[{key!r}] = {where!r} is not in the model's output, {describe(output)}. "
                 f"Supported families: {supported_families()}. Otherwise {MAPPING_HELP}"
             ) from exc
         if isinstance(value, (list, tuple)):
@@ -132,7 +141,9 @@ def read_image_batch(inputs: Any, channels_last: bool) -> ImageBatch:
         return image_batch([to_numpy(i) for i in inputs], channels_last=channels_last)
     if hasattr(inputs, "shape"):
         return image_batch(to_numpy(inputs), channels_last=channels_last)
-    raise TraceValidationError(f"inputs must be a batch of images (an array or tensor) or a list of images; got {type(inputs).__name__}")
+    raise TraceValidationError(
+        f"inputs must be a batch of images (an array or tensor) or a list of images; got {type(inputs).__name__}"
+    )
 
 
 class MappedOutputTracer(DetectionTracer):

@@ -15,7 +15,7 @@ Two kinds of families:
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ml_debugger.exceptions import ConfigurationError
 from ml_debugger.tasks.detection2d import Thresholds
@@ -44,7 +44,7 @@ class ThresholdPolicy:
 
     model_applies: bool
     uses_nms: bool = True
-    defaults: Thresholds = Thresholds()
+    defaults: Thresholds = field(default_factory=Thresholds)
     hint: str = ""
     given_only: bool = False
 
@@ -52,7 +52,8 @@ class ThresholdPolicy:
 def validate_requested(score_thresh: float | None, iou_thresh: float | None, max_detections: int | None) -> Thresholds:
     """The tracer's arguments, checked: thresholds in [0, 1], max detections a positive int."""
     for name, value in (("score_thresh", score_thresh), ("iou_thresh", iou_thresh)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value is not None and not (number and 0 <= value <= 1):
             raise ConfigurationError(f"{name} must be a number in [0, 1] or None; got {value!r}")
     if max_detections is not None and (
         isinstance(max_detections, bool) or not isinstance(max_detections, int) or max_detections < 1
@@ -74,18 +75,18 @@ def resolve(requested: Thresholds, model: Thresholds, policy: ThresholdPolicy) -
         return requested, Thresholds()
     used: dict[str, float | int | None] = {}
     limits: dict[str, float | int | None] = {}
-    for field, argument, stricter in _FIELDS:
-        asked = getattr(requested, field)
-        own = getattr(model, field)
-        if field == "iou_thresh" and not policy.uses_nms:
+    for name, argument, stricter in _FIELDS:
+        asked = getattr(requested, name)
+        own = getattr(model, name)
+        if name == "iou_thresh" and not policy.uses_nms:
             if asked is not None:
                 warnings.warn(f"ml-debugger: this family does not use NMS; iou_thresh={asked} is ignored", stacklevel=4)
-            used[field] = limits[field] = None
+            used[name] = limits[name] = None
             continue
-        fallback = next(v for v in (own, getattr(policy.defaults, field), getattr(FALLBACK, field)) if v is not None)
+        fallback = next(v for v in (own, getattr(policy.defaults, name), getattr(FALLBACK, name)) if v is not None)
         if asked is None:
-            used[field] = fallback
-            limits[field] = fallback if policy.model_applies and own is None else None
+            used[name] = fallback
+            limits[name] = fallback if policy.model_applies and own is None else None
         elif policy.model_applies and own is not None and not _is_stricter(asked, own, stricter):
             if asked != own:
                 warnings.warn(
@@ -94,10 +95,10 @@ def resolve(requested: Thresholds, model: Thresholds, policy: ThresholdPolicy) -
                     f"{policy.hint or 'the model setting'} before tracing.",
                     stacklevel=4,
                 )
-            used[field], limits[field] = own, None
+            used[name], limits[name] = own, None
         else:
-            used[field] = asked
-            limits[field] = asked if policy.model_applies else None
+            used[name] = asked
+            limits[name] = asked if policy.model_applies else None
     return Thresholds(**used), Thresholds(**limits)
 
 

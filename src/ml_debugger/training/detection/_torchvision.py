@@ -20,10 +20,23 @@ from ml_debugger.exceptions import ConfigurationError
 from ml_debugger.tasks.detection2d import ImageTargets, Thresholds
 from ml_debugger.training.detection._arrays import ImageBatch, to_numpy
 from ml_debugger.training.detection._base import Adapted
-from ml_debugger.training.detection._mapping import MAPPING_HELP, supported_families
-from ml_debugger.training.detection._features import OutputCapture, half_numpy, pooled, sample_at_centres
+from ml_debugger.training.detection._features import (
+    OutputCapture,
+    half_numpy,
+    pooled,
+    sample_at_centres,
+)
+from ml_debugger.training.detection._mapping import (
+    MAPPING_HELP,
+    describe,
+    supported_families,
+)
 from ml_debugger.training.detection._thresholds import ThresholdPolicy
-from ml_debugger.training.detection._torch_base import TorchDetectionTracer, require_eval
+from ml_debugger.training.detection._torch_base import (
+    TorchDetectionTracer,
+    require_eval,
+)
+
 
 def read_torchvision_output(output: Any, batch: int) -> list[dict[str, np.ndarray]]:
     """Numpy copies of a list of per-image ``{"boxes", "scores", "labels"}`` dicts."""
@@ -31,14 +44,11 @@ def read_torchvision_output(output: Any, batch: int) -> list[dict[str, np.ndarra
         not isinstance(output, (list, tuple)) or len(output) != batch
         or not all(isinstance(o, Mapping) and {"boxes", "scores", "labels"} <= set(o) for o in output)
     ):
-        found = type(output).__name__
+        found = describe(output)
         if isinstance(output, (list, tuple)) and output:
-            first = output[0]
-            found += f" of {len(output)} {type(first).__name__}" + (f" with keys {sorted(first)}" if isinstance(first, Mapping) else "")
-        elif isinstance(output, Mapping):
-            found += f" with keys {sorted(map(str, output))}"
+            found += f", the first {describe(output[0])}"
         raise ConfigurationError(
-            f"the model's output is a {found}, not torchvision's format (a list of {batch} per-image dicts with "
+            f"the model's output is {found}, not torchvision's format (a list of {batch} per-image dicts with "
             f"'boxes', 'scores', 'labels'). Supported families: {supported_families()}. Otherwise {MAPPING_HELP}"
         )
     return [{key: to_numpy(o[key]) for key in ("boxes", "scores", "labels")} for o in output]
@@ -74,7 +84,9 @@ class TorchvisionStyleTracer(TorchDetectionTracer):
 class _TorchvisionTracer(TorchvisionStyleTracer):
     """A torchvision detector: output as the model returns it, features from the same pass."""
 
-    policy = ThresholdPolicy(model_applies=True, hint="model.score_thresh / model.nms_thresh / model.detections_per_img")
+    policy = ThresholdPolicy(
+        model_applies=True, hint="model.score_thresh / model.nms_thresh / model.detections_per_img"
+    )
     per_object: ClassVar[bool] = True
 
     def __init__(self, model: nn.Module, *args: Any, **kwargs: Any) -> None:
@@ -130,7 +142,9 @@ class _TorchvisionTracer(TorchvisionStyleTracer):
         ]
 
 
-def _resize_scales(resized: Sequence[tuple[int, int]], original: np.ndarray, device: torch.device) -> list[torch.Tensor]:
+def _resize_scales(
+    resized: Sequence[tuple[int, int]], original: np.ndarray, device: torch.device
+) -> list[torch.Tensor]:
     """Per image, the factors from input pixels to the transform's resized image (xyxy order)."""
     return [
         torch.tensor([rw / w, rh / h, rw / w, rh / h], dtype=torch.float32, device=device)

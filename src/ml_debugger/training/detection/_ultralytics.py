@@ -27,9 +27,17 @@ from ml_debugger.exceptions import ConfigurationError, TraceValidationError
 from ml_debugger.tasks.detection2d import ImageTargets, Thresholds
 from ml_debugger.training.detection._arrays import ImageBatch, to_numpy
 from ml_debugger.training.detection._base import Adapted
-from ml_debugger.training.detection._features import OutputCapture, half_numpy, pooled, sample_at_centres
+from ml_debugger.training.detection._features import (
+    OutputCapture,
+    half_numpy,
+    pooled,
+    sample_at_centres,
+)
 from ml_debugger.training.detection._thresholds import ThresholdPolicy
-from ml_debugger.training.detection._torch_base import TorchDetectionTracer, require_eval
+from ml_debugger.training.detection._torch_base import (
+    TorchDetectionTracer,
+    require_eval,
+)
 
 try:  # moved from ultralytics.utils.ops to ultralytics.utils.nms in 8.3
     from ultralytics.utils.nms import non_max_suppression
@@ -128,7 +136,8 @@ class UltralyticsYOLOTracer(TorchDetectionTracer):
 
     def _model_thresholds(self) -> Thresholds:
         max_det = self._settings.get("max_det")
-        return Thresholds(self._settings.get("conf"), self._settings.get("iou"), None if max_det is None else int(max_det))
+        max_det = None if max_det is None else int(max_det)
+        return Thresholds(self._settings.get("conf"), self._settings.get("iou"), max_det)
 
     def _model_num_classes(self) -> int | None:
         return int(self._net.model[-1].nc)
@@ -141,13 +150,17 @@ class UltralyticsYOLOTracer(TorchDetectionTracer):
 
     def _run(self, inputs: Any) -> tuple[Any, Any]:
         require_eval(self._net, self.family)
-        if isinstance(inputs, torch.Tensor) and inputs.ndim == 4:
-            images = list(inputs)
-        elif isinstance(inputs, (list, tuple)) and all(isinstance(i, torch.Tensor) and i.ndim == 3 for i in inputs):
-            images = list(inputs)
-        else:
-            raise TraceValidationError("inputs must be a (batch, 3, height, width) tensor or a list of (3, height, width) tensors")
+        batched = isinstance(inputs, torch.Tensor) and inputs.ndim == 4
+        if not batched and not (
+            isinstance(inputs, (list, tuple)) and all(isinstance(i, torch.Tensor) and i.ndim == 3 for i in inputs)
+        ):
+            raise TraceValidationError(
+                "inputs must be a (batch, 3, height, width) tensor or a list of (3, height, width) tensors"
+            )
+        images = list(inputs)
         batch, boxes = letterbox(images, self._size, self._stride)
+        weight = next(self._net.parameters())
+        batch = batch.to(weight.device, weight.dtype)  # as the predictor feeds a half-precision or GPU model
         if self._capture is None:
             return self._net(batch), (boxes, batch.shape[-2:], {})
         with self._capture.armed() as captured:
