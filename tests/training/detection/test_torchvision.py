@@ -80,25 +80,65 @@ def test_each_family_records_the_models_own_detections(store: LocalStore, name: 
         assert {len(f) for f in rows["gt_features"][0]} == {object_dim}
 
 
-def test_box_head_features_are_computed_in_the_resized_image(store: LocalStore) -> None:
-    """Features of a box equal the box head run by hand on the backbone features of the resized
-    image, with the box scaled as the transform scaled the image (here by 2)."""
+def resized_rcnn() -> nn.Module:
+    """A Faster R-CNN whose transform doubles the 64 x 96 test image."""
     torch.manual_seed(0)
-    model = D.fasterrcnn_mobilenet_v3_large_fpn(**{**SMALL, "min_size": 128, "max_size": 192}).eval()
-    image = torch.rand(3, 64, 96)
-    tracer = ObjectDetectionTracer(model, "m", "v1", store=store)
-    gt = [{"boxes": torch.tensor([[4.0, 6.0, 30.0, 40.0]]), "labels": torch.tensor([1])}]
-    out = tracer([image], gt, dataset_type="val")
-    tracer.wait_for_save()
-    rows = read_rows(store)
+    return D.fasterrcnn_mobilenet_v3_large_fpn(**{**SMALL, "min_size": 128, "max_size": 192}).eval()
+
+
+GT_ONE = [{"boxes": torch.tensor([[4.0, 6.0, 30.0, 40.0]]), "labels": torch.tensor([1])}]
+
+
+def box_head_by_hand(model: nn.Module, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """The box head run by hand on the resized image's backbone features, boxes scaled as the image."""
     with torch.no_grad():
         resized, _ = model.transform([image])
         assert resized.image_sizes == [(128, 192)]
         features = model.backbone(resized.tensors)
-        boxes = [torch.cat([gt[0]["boxes"], out[0]["boxes"].detach()]) * 2]
-        by_hand = model.roi_heads.box_head(model.roi_heads.box_roi_pool(features, boxes, resized.image_sizes))
-    np.testing.assert_allclose(np.stack(rows["gt_features"][0]), by_hand[:1].numpy(), rtol=2e-3, atol=2e-3)
-    np.testing.assert_allclose(np.stack(rows["pred_features"][0]), by_hand[1:].numpy(), rtol=2e-3, atol=2e-3)
+        pooled = model.roi_heads.box_roi_pool(features, [boxes * 2], resized.image_sizes)
+        return model.roi_heads.box_head(pooled)
+
+
+def test_detection_features_are_those_of_their_proposals(store: LocalStore) -> None:
+    """A detection's feature is the box head's output for the proposal it was classified from (the
+    forward pass computed it); a ground-truth box's is the box head run on it in the resized image."""
+    model = resized_rcnn()
+    image = torch.rand(3, 64, 96, generator=torch.Generator().manual_seed(5))
+    seen = {}
+
+    def keep(module, args, output) -> None:
+        seen["box_head"] = output.detach()
+
+    model.roi_heads.box_head.register_forward_hook(keep)
+    tracer = ObjectDetectionTracer(model, "m", "v1", store=store)
+    out = tracer([image], GT_ONE, dataset_type="val")
+    tracer.wait_for_save()
+    rows = read_rows(store)
+    recorded = np.stack(rows["pred_features"][0]).astype(np.float32)
+    assert len(recorded) == len(out[0]["boxes"]) > 0
+    distances = np.abs(recorded[:, None, :] - seen["box_head"].numpy()[None]).max(axis=2).min(axis=1)
+    assert (distances < 1e-2).all()  # every detection found its proposal (float16 rounding)
+    np.testing.assert_allclose(np.stack(rows["gt_features"][0]), box_head_by_hand(model, image, GT_ONE[0]["boxes"]),
+                               rtol=2e-3, atol=2e-3)
+
+
+def test_unmatched_detections_get_the_box_head_run_on_their_box(store: LocalStore) -> None:
+    """If a detection matches no proposal (here: the post-processing rescales scores), its feature
+    is the box head run on its own box in the resized image."""
+    model = resized_rcnn()
+    image = torch.rand(3, 64, 96, generator=torch.Generator().manual_seed(5))
+    original = model.roi_heads.postprocess_detections
+
+    def rescaled(*args):
+        boxes, scores, labels = original(*args)
+        return boxes, [s * 0.999 for s in scores], labels
+
+    model.roi_heads.postprocess_detections = rescaled
+    tracer = ObjectDetectionTracer(model, "m", "v1", store=store)
+    out = tracer([image], GT_ONE, dataset_type="val")
+    tracer.wait_for_save()
+    by_hand = box_head_by_hand(model, image, out[0]["boxes"].detach())
+    np.testing.assert_allclose(np.stack(read_rows(store)["pred_features"][0]), by_hand, rtol=2e-3, atol=2e-3)
 
 
 def test_stricter_thresholds_filter_the_record_not_the_model(store: LocalStore) -> None:

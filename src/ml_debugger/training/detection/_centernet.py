@@ -56,7 +56,7 @@ class CenterNetTracer(TorchDetectionTracer):
         super().__init__(model, *args, **kwargs)
         head = getattr(model, "hm", None)
         self._capture = (
-            OutputCapture({"head_input": head}, inputs={"head_input"})
+            OutputCapture({"head_input": head}, inputs={"head_input": 0})
             if self.record_features and isinstance(head, nn.Module) else None
         )
 

@@ -6,7 +6,7 @@ Features are returned as float16 numpy (half the storage; enough for neighbour s
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -18,15 +18,16 @@ from torch import nn
 
 
 class OutputCapture:
-    """Keeps the outputs (or, for names in ``inputs``, the inputs) of some modules during one pass.
+    """Keeps the outputs of some modules during one pass (for names in ``inputs``, the positional
+    argument of that index instead).
 
     Hooks are registered only inside ``armed()`` and removed on leaving it, so the model carries
     none between traced batches (deep copies, EMA copies and checkpoints never see them).
     """
 
-    def __init__(self, modules: Mapping[str, nn.Module], inputs: Collection[str] = ()) -> None:
+    def __init__(self, modules: Mapping[str, nn.Module], inputs: Mapping[str, int] | None = None) -> None:
         self._modules = dict(modules)
-        self._inputs = set(inputs)
+        self._inputs = dict(inputs or {})
 
     @contextmanager
     def armed(self) -> Iterator[dict[str, Any]]:
@@ -37,8 +38,8 @@ class OutputCapture:
             values[name] = output
 
         def keep_input(name: str, module: nn.Module, args: tuple) -> None:
-            if args:
-                values[name] = args[0]
+            if len(args) > self._inputs[name]:
+                values[name] = args[self._inputs[name]]
 
         handles = [
             module.register_forward_pre_hook(partial(keep_input, name)) if name in self._inputs

@@ -54,7 +54,9 @@ def read_torchvision_output(output: Any, batch: int) -> list[dict[str, np.ndarra
     return [{key: to_numpy(o[key]) for key in ("boxes", "scores", "labels")} for o in output]
 
 
-def _attribute_thresholds(owner: Any) -> Thresholds:
+def attribute_thresholds(owner: Any) -> Thresholds:
+    """``score_thresh``, ``nms_thresh``, ``detections_per_img`` of ``owner`` where they are numbers."""
+
     def number(name: str) -> Any:
         value = getattr(owner, name, None)
         return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -72,7 +74,7 @@ class TorchvisionStyleTracer(TorchDetectionTracer):
     policy = ThresholdPolicy(model_applies=True, hint="the model's own thresholds")
 
     def _model_thresholds(self) -> Thresholds:
-        return _attribute_thresholds(self.model)
+        return attribute_thresholds(self.model)
 
     def _run(self, inputs: Any) -> tuple[Any, Any]:
         return self._forward(inputs), None
@@ -81,7 +83,7 @@ class TorchvisionStyleTracer(TorchDetectionTracer):
         return Adapted(read_torchvision_output(output, len(images)))
 
 
-class _TorchvisionTracer(TorchvisionStyleTracer):
+class TorchvisionTracer(TorchvisionStyleTracer):
     """A torchvision detector: output as the model returns it, features from the same pass."""
 
     policy = ThresholdPolicy(
@@ -120,29 +122,32 @@ class _TorchvisionTracer(TorchvisionStyleTracer):
             adapted = Adapted(predictions, image_features=half_numpy(pooled(list(features.values()))))
             if self.per_object:
                 device = next(iter(features.values())).device
-                scales = _resize_scales(image_list.image_sizes, images.sizes, device)
+                scales = resize_scales(image_list.image_sizes, images.sizes, device)
                 pred_boxes = [o["boxes"].detach().float() * s for o, s in zip(output, scales)]
                 gt_boxes = [torch.as_tensor(t.boxes, device=device) * s for t, s in zip(targets, scales)]
-                features_of = self._object_features(features, image_list, pred_boxes + gt_boxes)
-                for p, f in zip(predictions, features_of[: len(images)]):
+                pred_features, adapted.gt_features = self._object_features(
+                    state, output, features, image_list, pred_boxes, gt_boxes
+                )
+                for p, f in zip(predictions, pred_features):
                     p["features"] = f
-                adapted.gt_features = features_of[len(images):]
         return adapted
 
     def _object_features(
-        self, features: Mapping[str, torch.Tensor], image_list: Any, boxes: list[torch.Tensor]
-    ) -> list[np.ndarray]:
-        """Per-object features of ``boxes``: the batch's predictions, then its ground truth, per image,
-        in pixels of the resized images."""
-        batch = len(image_list.image_sizes)
+        self, state: Mapping[str, Any], output: Any, features: Mapping[str, torch.Tensor], image_list: Any,
+        pred_boxes: list[torch.Tensor], gt_boxes: list[torch.Tensor],
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per image, the features of the detections and of the ground truth (boxes in pixels of
+        the resized images): the FPN sampled at each box centre, at the level of its size."""
         maps = list(features.values())
-        input_size = tuple(image_list.tensors.shape[-2:])
-        return [
-            half_numpy(sample_at_centres(maps, i % batch, b, input_size, by_level=True)) for i, b in enumerate(boxes)
-        ]
+        size = tuple(image_list.tensors.shape[-2:])
+
+        def sample(boxes: list[torch.Tensor]) -> list[np.ndarray]:
+            return [half_numpy(sample_at_centres(maps, i, b, size, by_level=True)) for i, b in enumerate(boxes)]
+
+        return sample(pred_boxes), sample(gt_boxes)
 
 
-def _resize_scales(
+def resize_scales(
     resized: Sequence[tuple[int, int]], original: np.ndarray, device: torch.device
 ) -> list[torch.Tensor]:
     """Per image, the factors from input pixels to the transform's resized image (xyxy order)."""
@@ -152,52 +157,21 @@ def _resize_scales(
     ]
 
 
-class FasterRCNNTracer(_TorchvisionTracer):
-    """torchvision ``GeneralizedRCNN`` (Faster, Mask, Keypoint R-CNN; boxes only). Per-object
-    features: the box head's representation (``roi_heads.box_roi_pool`` + ``box_head``) of each kept
-    detection and ground-truth box, computed on the backbone features of the same forward pass."""
-
-    family = "torchvision Faster R-CNN"
-    policy = ThresholdPolicy(
-        model_applies=True,
-        hint="model.roi_heads.score_thresh / model.roi_heads.nms_thresh / model.roi_heads.detections_per_img",
-    )
-
-    def _model_thresholds(self) -> Thresholds:
-        return _attribute_thresholds(self.model.roi_heads)
-
-    def _model_num_classes(self) -> int | None:
-        cls_score = getattr(getattr(self.model.roi_heads, "box_predictor", None), "cls_score", None)
-        return getattr(cls_score, "out_features", None)
-
-    def _object_features(
-        self, features: Mapping[str, torch.Tensor], image_list: Any, boxes: list[torch.Tensor]
-    ) -> list[np.ndarray]:
-        batch = len(image_list.image_sizes)
-        heads = self.model.roi_heads
-        dtype = next(iter(features.values())).dtype
-        out = []
-        for part in (boxes[:batch], boxes[batch:]):
-            rois = heads.box_roi_pool(features, [b.to(dtype) for b in part], image_list.image_sizes)
-            out.extend(half_numpy(r) for r in heads.box_head(rois).split([len(b) for b in part]))
-        return out
-
-
-class RetinaNetTracer(_TorchvisionTracer):
+class RetinaNetTracer(TorchvisionTracer):
     """torchvision ``RetinaNet``. Per-object features: the FPN level assigned by box size, sampled
     at the box centre."""
 
     family = "torchvision RetinaNet"
 
 
-class FCOSTracer(_TorchvisionTracer):
+class FCOSTracer(TorchvisionTracer):
     """torchvision ``FCOS``. Per-object features: the FPN level assigned by box size, sampled at the
     box centre."""
 
     family = "torchvision FCOS"
 
 
-class SSDTracer(_TorchvisionTracer):
+class SSDTracer(TorchvisionTracer):
     """torchvision ``SSD`` / SSDlite. Its feature maps differ in channels and resolution, so only the
     pooled image feature is recorded."""
 
@@ -205,12 +179,16 @@ class SSDTracer(_TorchvisionTracer):
     per_object = False
 
 
-def torchvision_tracer_class(model: nn.Module) -> type[_TorchvisionTracer] | None:
+def torchvision_tracer_class(model: nn.Module) -> type[TorchvisionTracer] | None:
     """The tracer of a torchvision detector, or None."""
     from torchvision.models.detection.fcos import FCOS
     from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
     from torchvision.models.detection.retinanet import RetinaNet
     from torchvision.models.detection.ssd import SSD
+
+    from ml_debugger.training.detection._rcnn import (
+        FasterRCNNTracer,  # it builds on this module
+    )
 
     for base, tracer in ((GeneralizedRCNN, FasterRCNNTracer), (RetinaNet, RetinaNetTracer), (FCOS, FCOSTracer),
                          (SSD, SSDTracer)):

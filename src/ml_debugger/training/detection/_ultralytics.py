@@ -132,7 +132,7 @@ class UltralyticsYOLOTracer(TorchDetectionTracer):
         self._size = (imgsz, imgsz) if isinstance(imgsz, int) else (int(imgsz[0]), int(imgsz[-1]))
         self._stride = int(max(self._net.stride))
         head = self._net.model[-1]
-        self._capture = OutputCapture({"neck": head}, inputs={"neck"}) if self.record_features else None
+        self._capture = OutputCapture({"neck": head}, inputs={"neck": 0}) if self.record_features else None
 
     def _model_thresholds(self) -> Thresholds:
         max_det = self._settings.get("max_det")
