@@ -35,3 +35,13 @@ def test_training_imports_its_framework_only_when_a_tracer_needs_it() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_missing_framework_names_the_extra_to_install() -> None:
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # as if torch were not installed
+        "try:\n    from ml_debugger.training import ClassificationTracer\n"
+        "except ImportError as error:\n    print(error)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "ClassificationTracer needs torch" in out.stdout and "pip install 'ml-debugger[torch]'" in out.stdout
