@@ -10,6 +10,7 @@ from ml_debugger.evaluator.analysis.codes import (
     CATALOG_COLUMNS,
     ISSUE_COLUMNS,
     ErrorCode,
+    _base,
     code_catalog,
     codes_per_unit,
     detect_codes,
@@ -17,7 +18,6 @@ from ml_debugger.evaluator.analysis.codes import (
     register,
     registered_codes,
 )
-from ml_debugger.evaluator.analysis.codes import _base
 from ml_debugger.evaluator.analysis.config import AnalysisConfig
 
 from .planted import unit_table

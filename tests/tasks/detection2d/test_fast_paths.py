@@ -9,12 +9,12 @@ import pyarrow as pa
 import pytest
 
 from ml_debugger.tasks._object_signals import DEFAULT_OPERATING_SCORE, f1_operating_score
+from ml_debugger.tasks._unit_ids import false_positive_ids, object_ids
 from ml_debugger.tasks.detection2d import evaluation
 from ml_debugger.tasks.detection2d.coco_metrics import coco_evaluate
 from ml_debugger.tasks.detection2d.config import DetectionConfig
 from ml_debugger.tasks.detection2d.loading import ImageGroup, _label_names, _rows
 from ml_debugger.tasks.detection2d.tide import tide_errors
-from ml_debugger.tasks._unit_ids import false_positive_ids, object_ids
 from ml_debugger.tasks.detection2d.units import _within_image
 from tests.tasks.detection2d.synthetic import random_detection_set
 

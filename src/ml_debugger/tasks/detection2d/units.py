@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ml_debugger.tasks._object_signals import f1_operating_score
 from ml_debugger.tasks._unit_ids import false_positive_ids, object_ids
