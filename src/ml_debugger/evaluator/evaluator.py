@@ -11,6 +11,7 @@ import pandas as pd
 
 from ml_debugger._version import __version__
 from ml_debugger.evaluator.coverage_note import missing_datasets
+from ml_debugger.evaluator.previews import previews_table
 from ml_debugger.evaluator.result import Result
 from ml_debugger.exceptions import ConfigurationError, NoDataError
 from ml_debugger.names import validate_name
@@ -65,8 +66,13 @@ def evaluate_version(
             "after tracing"
         )
     epochs = resolve_epochs(n_epoch, committed)
-    output = evaluation.evaluate(store.read_traces(model_name, version_name, epochs), config, progress=progress)
+    traces = store.read_traces(model_name, version_name, epochs)
+    output = evaluation.evaluate(traces, config, progress=progress)
     samples = output.tables["samples"]
+    tables = dict(output.tables)
+    previews = previews_table(traces)
+    if previews is not None:
+        tables["previews"] = previews
     created = datetime.now(timezone.utc)
     name = result_name or f"eval-{created:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     meta = {
@@ -85,7 +91,7 @@ def evaluate_version(
         "created_at": created.isoformat(),
         "ml_debugger_version": __version__,
     }
-    stored = StoredResult(meta=meta, tables=output.tables)
+    stored = StoredResult(meta=meta, tables=tables)
     store.save_result(model_name, version_name, name, stored)
     return stored
 

@@ -70,6 +70,16 @@ def write_parquet_atomically(table: pa.Table, path: Path) -> int:
     return path.stat().st_size
 
 
+RESULT_ROW_GROUP_BYTES = 8 * 2**20
+
+
+def row_group_rows(table: pa.Table) -> int:
+    """Rows per row group that keep a result table's row groups near ``RESULT_ROW_GROUP_BYTES``,
+    so a reader filtering on a few rows (a preview, a page of samples) decodes little."""
+    per_row = max(1, table.nbytes // max(1, table.num_rows))
+    return max(256, min(max(1, table.num_rows), RESULT_ROW_GROUP_BYTES // per_row))
+
+
 class LocalStore(TraceStore):
     """Parquet + SQLite store rooted at ``root``; safe for several threads and processes."""
 
@@ -202,7 +212,10 @@ class LocalStore(TraceStore):
         staging.mkdir(parents=True)
         try:
             for name, frame in result.tables.items():
-                pq.write_table(pa.Table.from_pandas(frame), staging / f"{validate_name(name, 'table name')}.parquet")
+                table = pa.Table.from_pandas(frame)
+                pq.write_table(
+                    table, staging / f"{validate_name(name, 'table name')}.parquet", row_group_size=row_group_rows(table)
+                )
             (staging / "meta.json").write_text(json.dumps(result.meta, indent=2, default=str))
             if final.exists():  # left by a save that crashed before its catalog row was written
                 shutil.rmtree(final)

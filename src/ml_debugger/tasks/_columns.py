@@ -96,3 +96,8 @@ def label_names(table: pa.Table) -> dict[int, str]:
             if name:
                 names[label] = name
     return names
+
+
+def preview_column(batches: Sequence[object]) -> pa.Array:
+    """The ``preview`` column of batches that all carry ``previews`` (one JPEG per row)."""
+    return pa.array([image for batch in batches for image in batch.previews], type=pa.binary())

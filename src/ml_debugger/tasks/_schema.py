@@ -77,6 +77,9 @@ THRESHOLD_COLUMNS = (
 )
 """The post-processing settings a detector's rows were made with (null: not applied or unknown)."""
 
+PREVIEW_COLUMN = Column("preview", "binary (a JPEG)", exactly(pa.binary()), required=False)
+"""A small JPEG of the input, for the dashboard (``previews=True``; see ``ml_debugger.core.previews``)."""
+
 
 def _nonnegative(name: str) -> ValueCheck:
     def check(table: pa.Table) -> str | None:

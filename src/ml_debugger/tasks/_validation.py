@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,3 +71,13 @@ def entry(mapping: Any, key: str, index: int, field: str) -> Any:
     if key not in mapping:
         raise TraceValidationError(f"{field}[{index}] has no {key!r}; it has {sorted(map(str, mapping))}")
     return mapping[key]
+
+
+def as_previews(previews: Sequence[bytes] | None, batch: int) -> tuple[bytes, ...] | None:
+    """One JPEG (bytes) per row, or None."""
+    if previews is None:
+        return None
+    previews = tuple(previews)
+    if len(previews) != batch or not all(isinstance(p, bytes) for p in previews):
+        raise TraceValidationError(f"previews must be {batch} JPEG byte strings, one per row; got {len(previews)}")
+    return previews

@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from ml_debugger.core import TraceSession, hash_samples
+from ml_debugger.core.previews import encode_previews
 from ml_debugger.store import TraceStore
 from ml_debugger.tasks.classification import make_classification_batch
 from ml_debugger.training._torch import FeatureCapture, extract_logits, input_arrays, to_numpy
@@ -38,6 +39,8 @@ class ClassificationTracer:
             input of the final ``nn.Linear`` (the penultimate layer) is found automatically.
         record_features: set ``False`` to record no features.
         score_type: ``"logits"`` (default) or ``"probabilities"`` when the model ends in a softmax.
+        previews: store a small JPEG of each image input for the dashboard (at most 128 px; about
+            2-5 KB per image; needs Pillow); the input must be a batch of images.
         strict: raise instead of warning when the model outputs NaN or inf.
         store: a store to write to; by default the one selected by the environment (``MLD_HOME``).
     """
@@ -51,6 +54,7 @@ class ClassificationTracer:
         feature_layer: str | None = None,
         record_features: bool = True,
         score_type: str = "logits",
+        previews: bool = False,
         strict: bool = False,
         store: TraceStore | None = None,
     ) -> None:
@@ -58,6 +62,7 @@ class ClassificationTracer:
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
         self.model = model
         self.score_type = score_type
+        self.previews = previews
         self._features = FeatureCapture(model, feature_layer) if record_features else None
         self._session = TraceSession(
             model_name, version_name, "classification", store=store, rank=_distributed_rank(), strict=strict
@@ -77,7 +82,8 @@ class ClassificationTracer:
         global_step: int | None = None,
     ) -> Any:
         """Run the model on ``inputs``, record the batch, and return the model's output unchanged."""
-        hashes = hash_samples(input_arrays(inputs))
+        arrays = input_arrays(inputs)
+        hashes = hash_samples(arrays)
         if self._features is None:
             output = self._forward(inputs)
             features = None
@@ -93,6 +99,7 @@ class ClassificationTracer:
             input_ids=None if input_ids is None else to_numpy(input_ids),
             features=features,
             score_type=self.score_type,
+            previews=encode_previews(list(arrays[0])) if self.previews else None,
         )
         self._session.record(batch, dataset_type=dataset_type, n_epoch=n_epoch, global_step=global_step)
         return output

@@ -16,6 +16,7 @@ from ml_debugger.exceptions import ConfigurationError, NoDataError
 from ml_debugger.server.context import ServerContext, context
 from ml_debugger.server.dashboard.auth import MAX_FORM_BYTES, data_session, same_origin
 from ml_debugger.server.dashboard.evaluation import has_previews
+from ml_debugger.server.dashboard.preview_boxes import draw_boxes, unit_boxes
 from ml_debugger.server.dashboard.rendering import render
 from ml_debugger.server.dashboard.results import PREVIEWS, SAMPLES, ResultReader, ResultRef, reader
 from ml_debugger.server.dashboard.samples import export_csv, query_from_params, query_samples
@@ -78,9 +79,12 @@ def job(request: Request, job_id: str, ctx: Context) -> Response:
 
 
 @router.get("/preview/{model}/{version}/{result}")
-def preview(model: str, version: str, result: str, dataset: str, input_id: str, results: Reader) -> Response:
+def preview(
+    model: str, version: str, result: str, dataset: str, input_id: str, results: Reader, epoch: int | None = None
+) -> Response:
     """The stored JPEG preview of one input: from the result's ``previews`` table, else the ``preview``
-    column of its samples (only JPEG bytes are served)."""
+    column of its samples (only JPEG bytes are served). For detection, the input's units at
+    ``epoch`` (default: its latest) are drawn on it."""
     ref = ResultRef.of(model, version, result)
     table = PREVIEWS if results.has_table(ref, PREVIEWS) else SAMPLES
     data = ds.dataset(results.table_path(ref, table), format="parquet")
@@ -92,4 +96,5 @@ def preview(model: str, version: str, result: str, dataset: str, input_id: str, 
     image = next((v for v in found.to_pylist() if v), None)
     if image is None or not image.startswith(JPEG_MAGIC):
         raise NoDataError(f"no preview of input {input_id!r} in {dataset!r}")
+    image = draw_boxes(image, unit_boxes(results.table_path(ref, SAMPLES), dataset, input_id, epoch))
     return Response(image, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})

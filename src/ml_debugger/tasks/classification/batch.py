@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -11,6 +12,8 @@ import pyarrow as pa
 from ml_debugger.core.ids import as_id_vector
 from ml_debugger.core.schema import fixed_size_list
 from ml_debugger.exceptions import TraceValidationError
+from ml_debugger.tasks._columns import preview_column
+from ml_debugger.tasks._validation import as_previews
 from ml_debugger.tasks.classification.schema import LABEL, LOSS, SCORE_TYPES, SCORES_VALUE_TYPE
 
 _PROBABILITY_TOLERANCE = 1e-3
@@ -31,6 +34,7 @@ class ClassificationBatch:
     features: np.ndarray | None
     score_type: str
     nonfinite_rows: int
+    previews: tuple[bytes, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -39,7 +43,7 @@ class ClassificationBatch:
     def schema_key(self) -> tuple:
         """Batches with equal keys have equal column types and can share a part file."""
         features = None if self.features is None else (self.features.shape[1], self.features.dtype.str)
-        return (self.task, self.scores.shape[1], self.score_type, features)
+        return (self.task, self.scores.shape[1], self.score_type, features, self.previews is not None)
 
     @classmethod
     def columns(cls, batches: list[ClassificationBatch]) -> dict[str, pa.Array | pa.ChunkedArray]:
@@ -59,6 +63,8 @@ class ClassificationBatch:
         if batches[0].features is not None:
             value_type = pa.from_numpy_dtype(batches[0].features.dtype)
             columns["features"] = pa.chunked_array([fixed_size_list(b.features, value_type) for b in batches])
+        if batches[0].previews is not None:
+            columns["preview"] = preview_column(batches)
         return columns
 
 
@@ -82,6 +88,7 @@ def make_classification_batch(
     input_ids: np.ndarray | None = None,
     features: np.ndarray | None = None,
     score_type: str = "logits",
+    previews: Sequence[bytes] | None = None,
 ) -> ClassificationBatch:
     """Validate numpy arrays of one batch and return them as a :class:`ClassificationBatch`.
 
@@ -93,6 +100,7 @@ def make_classification_batch(
         input_ids: ``(batch,)`` ids (ints or strings, stored as strings); ``None`` uses the hashes.
         features: ``(batch, ...)`` feature vectors, flattened to ``(batch, d)``; ``None`` for none.
         score_type: ``"logits"`` or ``"probabilities"``.
+        previews: one small JPEG per row (``ml_debugger.core.previews``), or None.
 
     Raises:
         TraceValidationError: naming the field whose shape, type or range is wrong.
@@ -118,6 +126,7 @@ def make_classification_batch(
     return ClassificationBatch(
         scores=scores, labels=labels, input_ids=input_ids, input_hashes=input_hashes,
         features=features, score_type=score_type, nonfinite_rows=nonfinite_rows,
+        previews=as_previews(previews, batch),
     )
 
 

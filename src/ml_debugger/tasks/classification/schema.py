@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ml_debugger.tasks._schema import Column, TraceSchema, exactly, fixed_size_list_of, string_like
+from ml_debugger.tasks._schema import PREVIEW_COLUMN, Column, TraceSchema, exactly, fixed_size_list_of, string_like
 
 SCORE_TYPES = ("logits", "probabilities")
 FEATURE_TYPES = (pa.float16(), pa.float32())
@@ -41,6 +41,7 @@ SCHEMA = TraceSchema(
         Column(LOSS.name, "float32", exactly(LOSS.type)),
         Column("features", "fixed_size_list<float16 or float32>[d]", fixed_size_list_of(*FEATURE_TYPES),
                required=False),
+        PREVIEW_COLUMN,
     ),
     checks=(_labels_in_range, _known_score_types),
 )

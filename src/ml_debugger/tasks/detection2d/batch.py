@@ -14,6 +14,7 @@ from ml_debugger.tasks._columns import (
     Thresholds,
     feature_list_column,
     list_column,
+    preview_column,
     threshold_columns,
     vector_list_column,
 )
@@ -57,6 +58,7 @@ class DetectionBatch:
     label_names: tuple[str, ...] | None
     input_ids: np.ndarray
     input_hashes: np.ndarray
+    previews: tuple[bytes, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.predictions)
@@ -76,6 +78,7 @@ class DetectionBatch:
             feature_key([t.features for t in self.targets]),
             image,
             self.label_names is not None,
+            self.previews is not None,
         )
 
     @classmethod
@@ -105,6 +108,8 @@ class DetectionBatch:
             features = np.concatenate([b.image_features for b in batches])
             columns["image_features"] = fixed_size_list(features, pa.from_numpy_dtype(features.dtype))
         columns.update(threshold_columns([b.thresholds for b in batches], [len(b) for b in batches]))
+        if batches[0].previews is not None:
+            columns["preview"] = preview_column(batches)
         if batches[0].label_names is not None:
             names = pa.array([list(b.label_names) for b in batches], type=S.LABEL_NAMES)
             columns["label_names"] = names.take(pa.array(np.repeat(np.arange(len(batches)), [len(b) for b in batches])))

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml_debugger.tasks._schema import (
+    PREVIEW_COLUMN,
     THRESHOLD_COLUMNS,
     Column,
     TraceSchema,
@@ -81,6 +82,7 @@ SCHEMA = TraceSchema(
         *THRESHOLD_COLUMNS,
         Column("label_names", "list<string> (the name of class i at position i)", exactly(LABEL_NAMES),
                nullable=True, required=False),
+        PREVIEW_COLUMN,
     ),
     checks=(
         _positive_sizes,

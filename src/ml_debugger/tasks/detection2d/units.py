@@ -129,6 +129,8 @@ def build_units(group: ImageGroup, coco: CocoEvaluation, tide: TideAnalysis, con
             head[column] = pa.array(values.array).take(pa.array(image)).to_pandas()
         else:
             head[column] = values.to_numpy()[image]
+    for column in ("image_width", "image_height"):
+        table[column] = group.images[column].to_numpy(dtype=np.int64)[image]
     table = pd.concat([head, table], axis=1).astype({"epoch": np.int64, "global_step": "Int64"})
     features = _unit_features(group, np.flatnonzero(~m.gt_ignore), false_positive)
     return GroupUnits(table=table, features=features, operating_score=operating)

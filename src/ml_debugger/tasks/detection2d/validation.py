@@ -11,7 +11,7 @@ import numpy as np
 from ml_debugger.core.ids import as_id_vector
 from ml_debugger.exceptions import TraceValidationError
 from ml_debugger.tasks._columns import Thresholds
-from ml_debugger.tasks._validation import as_features, as_matrix, as_vector, entry
+from ml_debugger.tasks._validation import as_features, as_matrix, as_previews, as_vector, entry
 from ml_debugger.tasks.detection2d.batch import (
     DetectionBatch,
     ImagePredictions,
@@ -103,6 +103,7 @@ def make_detection_batch(
     image_features: Any = None,
     thresholds: Thresholds = Thresholds(),
     label_names: Sequence[str] | None = None,
+    previews: Sequence[bytes] | None = None,
 ) -> DetectionBatch:
     """Check that the parts of a batch agree and return it as a :class:`DetectionBatch`.
 
@@ -114,6 +115,7 @@ def make_detection_batch(
         image_features: ``(batch, d)`` one vector per image, or None.
         thresholds: the post-processing settings the predictions were made with.
         label_names: the name of class ``i`` at position ``i``, or None.
+        previews: one small JPEG per image (``ml_debugger.core.previews``), or None.
     """
     batch = len(predictions)
     if batch == 0:
@@ -137,5 +139,5 @@ def make_detection_batch(
         predictions=tuple(predictions), targets=tuple(targets), image_sizes=sizes.astype(np.int32),
         image_features=image_features, thresholds=thresholds,
         label_names=None if label_names is None else tuple(str(n) for n in label_names),
-        input_ids=input_ids, input_hashes=input_hashes,
+        input_ids=input_ids, input_hashes=input_hashes, previews=as_previews(previews, batch),
     )

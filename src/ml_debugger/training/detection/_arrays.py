@@ -62,11 +62,12 @@ def _is_sequence(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class ImageBatch:
-    """The images of one traced batch: ``sizes`` ``(batch, 2)`` width, height in pixels and one
-    content hash per image."""
+    """The images of one traced batch: ``sizes`` ``(batch, 2)`` width, height in pixels, one
+    content hash per image, and the images themselves (for previews)."""
 
     sizes: np.ndarray
     hashes: np.ndarray
+    pixels: tuple[np.ndarray, ...] = ()
 
     def __len__(self) -> int:
         return len(self.sizes)
@@ -84,7 +85,7 @@ def image_batch(images: Sequence[np.ndarray] | np.ndarray, *, channels_last: boo
             raise TraceValidationError(f"inputs must be a batch of images {layout}; got shape {images.shape}")
         height, width = images.shape[1:3] if channels_last else images.shape[2:4]
         sizes = np.tile([width, height], (len(images), 1))
-        return ImageBatch(sizes.astype(np.int64), hash_samples([images]))
+        return ImageBatch(sizes.astype(np.int64), hash_samples([images]), tuple(images))
     sizes, hashes = [], []
     for i, image in enumerate(images):
         if image.ndim != 3:
@@ -94,7 +95,7 @@ def image_batch(images: Sequence[np.ndarray] | np.ndarray, *, channels_last: boo
         hashes.append(hash_samples([image[None]])[0])
     if not sizes:
         raise TraceValidationError("inputs has no images")
-    return ImageBatch(np.asarray(sizes, np.int64), np.asarray(hashes, dtype=object))
+    return ImageBatch(np.asarray(sizes, np.int64), np.asarray(hashes, dtype=object), tuple(images))
 
 
 def id_hashes(input_ids: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ml_debugger.core import TraceSession
+from ml_debugger.core.previews import encode_previews
 from ml_debugger.exceptions import ConfigurationError, TraceValidationError
 from ml_debugger.store import TraceStore
 from ml_debugger.tasks.detection2d import (
@@ -88,6 +89,7 @@ class DetectionTracer:
         max_detections_per_image: int | None = None,
         *,
         record_features: bool = True,
+        previews: bool = False,
         label_names: Sequence[str] | None = None,
         num_classes: int | None = None,
         strict: bool = False,
@@ -95,6 +97,7 @@ class DetectionTracer:
     ) -> None:
         self.model = model
         self.record_features = record_features
+        self.previews = previews
         requested = validate_requested(score_thresh, iou_thresh, max_detections_per_image)
         self._thresholds, self._limits = resolve(requested, self._model_thresholds(), self.policy)
         self.num_classes = num_classes if num_classes is not None else self._model_num_classes()
@@ -163,6 +166,7 @@ class DetectionTracer:
         self._record(
             predictions, truth, images.sizes, images.hashes, ids_to_numpy(input_ids),
             adapted.image_features, adapted.gt_features, dataset_type, n_epoch, global_step,
+            previews=encode_previews(images.pixels) if self.previews else None,
         )
         return output
 
@@ -306,6 +310,7 @@ class DetectionTracer:
         dataset_type: str,
         n_epoch: int | None,
         global_step: int | None,
+        previews: list[bytes] | None = None,
     ) -> None:
         predictions = predictions_from(raw)
         if gt_features is not None:
@@ -313,6 +318,7 @@ class DetectionTracer:
         batch = make_detection_batch(
             predictions, truth, input_hashes=hashes, image_sizes=sizes, input_ids=ids,
             image_features=image_features, thresholds=self._thresholds, label_names=self.label_names,
+            previews=previews,
         )
         self._session.record(batch, dataset_type=dataset_type, n_epoch=n_epoch, global_step=global_step)
 

@@ -89,6 +89,7 @@ def ObjectDetectionTracer(
     *,
     output_mapping: Mapping[str, Any] | Callable[[Any, Any], Sequence[Mapping[str, Any]]] | None = None,
     record_features: bool = True,
+    previews: bool = False,
     label_names: Sequence[str] | None = None,
     num_classes: int | None = None,
     strict: bool = False,
@@ -115,6 +116,8 @@ def ObjectDetectionTracer(
             output's ``boxes``, ``scores``, ``labels`` (and optionally ``num_detections`` and a
             ``box_format``), or a callable ``(output, inputs) -> per-image dicts``.
         record_features: set False to record no per-object or image features.
+        previews: store a small JPEG of each image for the dashboard (at most 128 px; about
+            2-5 KB per image; needs Pillow).
         label_names: class names by id (read from Hugging Face / Ultralytics models otherwise).
         num_classes: the number of class ids, to check ground-truth labels against (read from
             the model where it has one).
@@ -126,7 +129,7 @@ def ObjectDetectionTracer(
             given (the message lists the families), or an argument is invalid.
     """
     options: dict[str, Any] = {
-        "record_features": record_features, "label_names": label_names, "num_classes": num_classes,
+        "record_features": record_features, "previews": previews, "label_names": label_names, "num_classes": num_classes,
         "strict": strict, "store": store,
     }
     thresholds = (score_thresh, iou_thresh, max_detections_per_image)

@@ -28,7 +28,8 @@ def torch_image_batch(inputs: Any) -> ImageBatch:
         if mask.shape != (len(batch), *batch_hw(inputs["pixel_values"])):
             raise TraceValidationError(f"inputs['pixel_mask'] must be (batch, height, width); got shape {mask.shape}")
         sizes = np.stack([mask.any(axis=1).sum(axis=1), mask.any(axis=2).sum(axis=1)], axis=1)
-        return ImageBatch(sizes.astype(np.int64), batch.hashes)
+        pixels = tuple(image[:, :h, :w] for image, (w, h) in zip(batch.pixels, sizes))  # without the padding
+        return ImageBatch(sizes.astype(np.int64), batch.hashes, pixels)
     if isinstance(inputs, torch.Tensor):
         return image_batch(to_numpy(inputs), channels_last=False)
     if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(i, torch.Tensor) for i in inputs):
