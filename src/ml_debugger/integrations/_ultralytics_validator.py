@@ -45,10 +45,15 @@ def check_validator(validator: Any) -> None:
             raise ConfigurationError(f"{type(validator).__name__} has no {name}(); this Ultralytics version is not supported")
 
 
-def detect_head(model: nn.Module) -> Detect | None:
-    """The last ``Detect`` head inside ``model`` (a DetectionModel, its EMA, or an AutoBackend), else None."""
-    heads = [m for m in model.modules() if isinstance(m, Detect) and not isinstance(m, OBB)]
-    return heads[-1] if heads else None
+def detect_head(model: Any) -> Detect | None:
+    """The last ``Detect`` head of ``model`` (a DetectionModel, its EMA, or an AutoBackend, which holds
+    its PyTorch model outside its own modules), else None."""
+    for candidate in (model, getattr(model, "model", None)):
+        if isinstance(candidate, nn.Module):
+            heads = [m for m in candidate.modules() if isinstance(m, Detect) and not isinstance(m, OBB)]
+            if heads:
+                return heads[-1]
+    return None
 
 
 class ValidatorCapture:
@@ -78,7 +83,7 @@ class ValidatorCapture:
     def _init_metrics(self, model: Any) -> Any:
         result = self._originals["init_metrics"](model)
         self._remove_hook()
-        head = detect_head(model) if self._record_features and isinstance(model, nn.Module) else None
+        head = detect_head(model) if self._record_features else None
         if head is not None and not getattr(self.validator.args, "augment", False):  # TTA runs the head 3 times
             self._hook = head.register_forward_pre_hook(self._keep_maps)
         return result

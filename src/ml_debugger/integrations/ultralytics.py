@@ -26,7 +26,7 @@ except ModuleNotFoundError as exc:
     ) from exc
 
 from ml_debugger.integrations._ultralytics_rows import FileHashes, batch_rows
-from ml_debugger.integrations._ultralytics_validator import ValidatorCapture
+from ml_debugger.integrations._ultralytics_validator import ValidatorCapture, check_validator
 from ml_debugger.names import validate_name
 from ml_debugger.store import TraceStore
 from ml_debugger.tasks._columns import Thresholds
@@ -113,6 +113,7 @@ class MLDebuggerCallbacks:
     def on_val_start(self, validator: Any) -> None:
         self._finish(validator)  # a capture left by an interrupted run of this validator
         with self._guard("preparing to trace a validation"):
+            check_validator(validator)
             dataset = self.dataset_type or validate_name(str(validator.args.split or "val"), "dataset_type")
             tag = validation_tag(validator, self._trainer, dataset, self._last_epoch)
             final_eval = self._trainer is not None and validator is getattr(self._trainer, "validator", None)
