@@ -42,7 +42,9 @@ def check_validator(validator: Any) -> None:
         )
     for name in WRAPPED:
         if not callable(getattr(validator, name, None)):
-            raise ConfigurationError(f"{type(validator).__name__} has no {name}(); this Ultralytics version is not supported")
+            raise ConfigurationError(
+                f"{type(validator).__name__} has no {name}(); this Ultralytics version is not supported"
+            )
 
 
 def detect_head(model: Any) -> Detect | None:

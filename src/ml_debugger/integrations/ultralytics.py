@@ -8,7 +8,6 @@ with neck features, tagged with the trainer's epoch and step, and committed when
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,6 @@ from ml_debugger.names import validate_name
 from ml_debugger.store import TraceStore
 from ml_debugger.tasks._columns import Thresholds
 from ml_debugger.training.detection._ultralytics import label_names
-
-logger = logging.getLogger(__name__)
 
 EVENTS = ("on_train_start", "on_val_start", "on_val_end", "on_fit_epoch_end", "teardown")
 
