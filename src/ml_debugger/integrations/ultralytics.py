@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ml_debugger.core import TraceSession
+from ml_debugger.exceptions import ConfigurationError
 from ml_debugger.integrations._common import RowTag, TracingGuard, check_every_n, check_names, is_due
 
 try:
@@ -46,7 +47,10 @@ def validation_tag(validator: Any, trainer: Any, dataset_type: str, last_epoch: 
     """
     if validator.training:
         if trainer is None:
-            raise RuntimeError("a training validation ran before on_train_start reached the callbacks")
+            raise ConfigurationError(
+                "a training validation ran but on_train_start never reached the callbacks; attach them with "
+                "add_mldebugger_callbacks(model, ...) before model.train()"
+            )
         return RowTag(dataset_type, int(trainer.epoch), training_step(trainer), final_validation=False)
     if trainer is not None and validator is getattr(trainer, "validator", None):
         return RowTag(dataset_type, int(trainer.epoch) + 1, training_step(trainer), final_validation=True)
