@@ -148,6 +148,12 @@ class UltralyticsYOLOTracer(TorchDetectionTracer):
             return [str(names.get(i, i)) for i in range(self._model_num_classes())]
         return None if names is None else list(names)
 
+    def _observed_state(self, output: Any, inputs: Any, captured: Mapping[str, Any]) -> Any:
+        raise ConfigurationError(
+            f"{self.family}: the tracer letterboxes the images and runs the network itself, so an output computed "
+            "elsewhere cannot be read; trace with tracer(images, targets, ...)"
+        )
+
     def _run(self, inputs: Any) -> tuple[Any, Any]:
         require_eval(self._net, self.family)
         batched = isinstance(inputs, torch.Tensor) and inputs.ndim == 4
