@@ -1,7 +1,7 @@
 """A boring MMEngine detector on tiny generated images, to run real Runners with the hook in a
-second: MMDetection data samples whose ground truth is in the resized image (``scale_factor``
-0.5) and a one-layer model that returns ``pred_instances`` in the original image, as MMDetection's
-``predict(rescale=True)`` does."""
+second: MMDetection data samples of images resized to half their size (ground truth loaded after
+resizing, as MMDetection's test pipelines do) and a one-layer model that returns
+``pred_instances`` in the original image, as MMDetection's ``predict(rescale=True)`` does."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from torch.utils.data import Dataset
 
 ORIGINAL = (48, 32)  # width, height of the images before the (pretend) pipeline resized them
 SCALE = 0.5
-GT_RESIZED = [2.0, 2.0, 8.0, 6.0]  # the one object of every image, in the resized image
-GT_ORIGINAL = [4.0, 4.0, 16.0, 12.0]
+GT_ORIGINAL = [4.0, 4.0, 16.0, 12.0]  # the one object of every image
 
 
 class BoringImages(Dataset):
@@ -38,7 +37,7 @@ class BoringImages(Dataset):
         sample = DetDataSample(
             metainfo={"ori_shape": ORIGINAL[::-1], "img_shape": (16, 24), "scale_factor": (SCALE, SCALE)}
         )
-        sample.gt_instances = InstanceData(bboxes=torch.tensor([GT_RESIZED]), labels=torch.tensor([index % 2]))
+        sample.gt_instances = InstanceData(bboxes=torch.tensor([GT_ORIGINAL]), labels=torch.tensor([index % 2]))
         return {"inputs": self.images[index], "data_samples": sample}
 
 

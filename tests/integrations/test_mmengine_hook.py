@@ -63,7 +63,7 @@ def test_validation_and_test_loops_are_traced_per_epoch(tmp_path: Path, mld_home
     assert test["epoch"].tolist() == [2] * N_VAL and test["final_validation"].all()
     assert test["global_step"].isna().all()
     first = val.iloc[0]
-    np.testing.assert_allclose(np.stack(first["gt_boxes"]), [GT_ORIGINAL]), "ground truth back in the original image"
+    np.testing.assert_allclose(np.stack(first["gt_boxes"]), [GT_ORIGINAL])  # in the original image
     assert (first["image_width"], first["image_height"]) == ORIGINAL
     assert list(first["label_names"]) == ["thing", "other"]
     assert LocalStore(mld_home).committed_epochs("boring", "v1") == [1, 2]

@@ -83,6 +83,7 @@ class MLDebuggerHook(Hook):
         self._guard = TracingGuard("mmengine", strict=strict)
         self._rows: Rows2D | Rows3D | None = None
         self._plan: SamplePlan | None = None
+        self._dataset: Any = None
         self._loop: tuple[str, int, bool] | None = None  # (dataset_type, epoch, final) of the traced loop
         self._watching = ExitStack()
         self._training = False
@@ -136,7 +137,7 @@ class MLDebuggerHook(Hook):
         if dataset_type is None:
             return
         with self._guard("preparing to trace the evaluation loop"):
-            self._plan = plan_of(loader)
+            self._plan, self._dataset = plan_of(loader), getattr(loader, "dataset", None)
             if self._plan is None:
                 logger.info(
                     "ml-debugger: the %s sampler %s is not MMEngine's DefaultSampler; its padding, if any, is "
@@ -173,7 +174,7 @@ class MLDebuggerHook(Hook):
             if len(outputs) == 0:
                 return
             dataset_type, epoch, final = self._loop
-            batch = self._rows.batch(data_batch, outputs, indices)
+            batch = self._rows.batch(data_batch, outputs, indices, self._dataset)
             self._rows.session.record(
                 batch, dataset_type=dataset_type, n_epoch=epoch, global_step=runner.iter if self._training else None,
                 final_validation=final,

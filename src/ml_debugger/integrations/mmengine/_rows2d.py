@@ -1,10 +1,13 @@
 """MMDetection validation batches as 2-D detection rows.
 
 MMDetection's ``predict`` (``rescale=True`` in ``val_step`` / ``test_step``) returns
-``pred_instances.bboxes`` in pixels of the original image. The ground truth of the data samples
-(``gt_instances``, plus ``ignored_instances`` for crowd regions) is in pixels of the resized
-input, so it is mapped back the same way: divided by the metainfo's ``scale_factor``. Image
-sizes are the metainfo's ``ori_shape``; each image is hashed as the pipeline fed it to the model.
+``pred_instances.bboxes`` in pixels of the original image. The ground truth is the dataset's own
+annotations of the sample (``get_data_info(index)['instances']``: xyxy in the original image,
+``ignore_flag`` marking crowd regions), as COCO's evaluation reads them; when the dataset index is
+unknown (a sampler of another kind) it is the data sample's ``gt_instances`` (plus
+``ignored_instances`` as crowd), which MMDetection's test pipelines load after resizing, i.e. in
+the original image. Image sizes are the metainfo's ``ori_shape``; each image is hashed as the
+pipeline fed it to the model.
 """
 
 from __future__ import annotations
@@ -46,8 +49,11 @@ class Rows2D:
     def watch(self) -> AbstractContextManager[None]:
         return nullcontext()
 
-    def batch(self, data_batch: dict[str, Any], outputs: Sequence[Any], indices: np.ndarray | None) -> DetectionBatch:
-        """The rows of the images of ``data_batch`` (already without sampler padding)."""
+    def batch(
+        self, data_batch: dict[str, Any], outputs: Sequence[Any], indices: np.ndarray | None, dataset: Any = None
+    ) -> DetectionBatch:
+        """The rows of the images of ``data_batch`` (already without sampler padding); ``indices``
+        are their indices in ``dataset`` when known."""
         images = data_batch["inputs"]
         hashes = image_batch([to_numpy(image) for image in images], channels_last=False).hashes
         sizes = np.asarray([original_size(sample, i) for i, sample in enumerate(outputs)], dtype=np.int64)
@@ -59,7 +65,10 @@ class Rows2D:
                 "scores": to_numpy(pred.scores),
                 "labels": to_numpy(pred.labels),
             })
-        truth = [ground_truth(sample, i) for i, sample in enumerate(outputs)]
+        if indices is not None and callable(getattr(dataset, "get_data_info", None)):
+            truth = [annotations(dataset.get_data_info(int(index)), int(index)) for index in indices]
+        else:
+            truth = [ground_truth(sample, i) for i, sample in enumerate(outputs)]
         return make_detection_batch(
             predictions_from(predictions), targets_from(truth, len(outputs)), input_hashes=hashes,
             image_sizes=sizes, input_ids=sample_ids(outputs, self.task, indices), thresholds=self.thresholds,
@@ -86,20 +95,25 @@ def original_size(sample: Any, index: int) -> tuple[int, int]:
     return int(shape[1]), int(shape[0])
 
 
-def _to_original(boxes: np.ndarray, sample: Any, index: int) -> np.ndarray:
-    factor = sample.metainfo.get("scale_factor")
-    if factor is None:
+def annotations(info: Any, index: int) -> dict[str, np.ndarray]:
+    """``boxes``, ``labels`` and ``iscrowd`` of a dataset's ``instances`` (MMDetection's data info:
+    ``bbox`` xyxy, ``bbox_label``, ``ignore_flag``)."""
+    instances = info.get("instances") if isinstance(info, Mapping) else None
+    if instances is None:
         raise TraceValidationError(
-            f"data sample {index} has no scale_factor in its metainfo; keep 'scale_factor' in the meta_keys of "
-            "PackDetInputs (ground truth is mapped back to the original image with it)"
+            f"the dataset's get_data_info({index}) has no 'instances'; expected MMDetection's data info with "
+            "instances of bbox (xyxy), bbox_label and ignore_flag"
         )
-    w_scale, h_scale = (float(f) for f in np.asarray(factor, dtype=np.float64).reshape(-1)[:2])
-    return boxes / np.array([w_scale, h_scale, w_scale, h_scale])
+    return {
+        "boxes": np.asarray([i["bbox"] for i in instances], dtype=np.float32).reshape(-1, 4),
+        "labels": np.asarray([i["bbox_label"] for i in instances], dtype=np.int64),
+        "iscrowd": np.asarray([bool(i.get("ignore_flag", 0)) for i in instances], dtype=bool),
+    }
 
 
 def ground_truth(sample: Any, index: int) -> dict[str, np.ndarray]:
-    """``boxes`` (original pixels), ``labels`` and ``iscrowd`` of a data sample's ``gt_instances``
-    (and ``ignored_instances``, as crowd regions)."""
+    """``boxes``, ``labels`` and ``iscrowd`` of a data sample's ``gt_instances`` (and
+    ``ignored_instances``, as crowd regions)."""
     parts = []
     for key, crowd in (("gt_instances", False), ("ignored_instances", True)):
         instances = getattr(sample, key, None)
@@ -110,7 +124,7 @@ def ground_truth(sample: Any, index: int) -> dict[str, np.ndarray]:
                     "validation pipeline so the ground truth reaches the model's data samples"
                 )
             continue
-        boxes = _to_original(_boxes(instances.bboxes), sample, index)
+        boxes = _boxes(instances.bboxes)
         parts.append((boxes, to_numpy(instances.labels).reshape(-1), np.full(len(boxes), crowd)))
     return {
         "boxes": np.concatenate([p[0] for p in parts]).astype(np.float32),

@@ -51,8 +51,11 @@ class Rows3D:
         """Keep the BEV maps of the validation step about to run."""
         return self._tracer.watch()
 
-    def batch(self, data_batch: dict[str, Any], outputs: Sequence[Any], indices: np.ndarray | None) -> Detection3DBatch:
-        """The rows of the frames of ``data_batch`` (already without sampler padding)."""
+    def batch(
+        self, data_batch: dict[str, Any], outputs: Sequence[Any], indices: np.ndarray | None, dataset: Any = None
+    ) -> Detection3DBatch:
+        """The rows of the frames of ``data_batch`` (already without sampler padding); the ground
+        truth is the data samples' own."""
         ids = sample_ids(outputs, self.task, indices)
         return self._tracer.batch_of(data_batch, list(outputs), list(outputs), input_ids=ids)
 
