@@ -221,3 +221,44 @@ def test_keras_classification_stores_previews(store: LocalStore) -> None:
             callbacks=[MLDebuggerCallback("keras-previews", "v1", validation_data=(x, y), store=store, previews=True)])
     previews = previews_of("keras-previews")
     assert len(previews) == 12 and all(p[:2] == b"\xff\xd8" for p in previews)  # JPEG
+
+
+def test_keras_detector_with_a_pydataset_and_the_training_split(store: LocalStore) -> None:
+    """The callback as Keras drives it, on a KerasHub-style detector: per-image targets from a
+    PyDataset (ids by position) and the training split as padded targets (the format fit takes)."""
+    keras = pytest.importorskip("keras")
+    from ml_debugger.integrations.keras import MLDebuggerCallback
+    from tests.training.detection.keras_models import TinyKerasHubDetector
+
+    rng = np.random.default_rng(0)
+    x = rng.random((5, 32, 32, 3)).astype("float32")
+    per_image = [{"boxes": [[2.0, 3.0, 12.0, 20.0]], "labels": [i % 3]} for i in range(5)]
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, i: int):
+            return x[3 * i: 3 * i + 3], per_image[3 * i: 3 * i + 3]
+
+    padded = {"boxes": np.array([[[2, 3, 10, 17], [-1, -1, -1, -1]]] * 5, "float32"),  # xywh, the model's format
+              "labels": np.array([[1, -1]] * 5)}
+    model = TinyKerasHubDetector("xywh")
+    model.build((None, 32, 32, 3))
+    callback = MLDebuggerCallback("keras-det", "v1", validation_data=Batches(), store=store, strict=True,
+                                  train_data=(x, padded), trace_train_every_n_epochs=1, score_thresh=0.3)
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_end(0)
+    callback.on_train_end()
+
+    assert store.model_task("keras-det") == "detection2d"
+    rows = store.read_traces("keras-det", "v1", None).to_pandas()
+    val, train = rows[rows["dataset_type"] == "val"], rows[rows["dataset_type"] == "train"]
+    assert val["input_id"].tolist() == train["input_id"].tolist() == [str(i) for i in range(5)]
+    assert [list(v) for v in val["gt_labels"]] == [[i % 3] for i in range(5)]
+    for cell in train["gt_boxes"]:
+        np.testing.assert_allclose(np.stack(cell), [[2, 3, 12, 20]])  # padded xywh -> xyxy, pads dropped
+    assert rows["score_thresh"].tolist() == pytest.approx([0.3] * 10)  # stricter than the decoder's 0.2: applied
+    scores = np.concatenate([np.asarray(s, np.float64) for s in rows["pred_scores"]])
+    assert len(scores) > 0 and scores.min() > 0.3
