@@ -36,10 +36,12 @@ class DetectorForward:
 
     def images(self, exclude: tuple[str, ...] = ("targets", "labels")) -> Any:
         """What the detector was called with as images: its first positional argument, else its
-        keyword arguments without ``exclude`` (Hugging Face: ``pixel_values``, ``pixel_mask``)."""
+        keyword arguments without ``exclude`` (Hugging Face: ``pixel_values``, ``pixel_mask``), or
+        the only one left (``model(images=...)``)."""
         if self.args:
             return self.args[0]
-        return {k: v for k, v in self.kwargs.items() if k not in exclude and v is not None}
+        named = {k: v for k, v in self.kwargs.items() if k not in exclude and v is not None}
+        return next(iter(named.values())) if len(named) == 1 and "pixel_values" not in named else named
 
 
 class DetectorWatch:
