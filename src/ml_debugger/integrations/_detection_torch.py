@@ -45,7 +45,7 @@ class DetectorForward:
 
 
 class DetectorWatch:
-    """Hooks on a detector that keep its eval-mode forward passes while attached.
+    """Hooks on a detector that keep its last eval-mode forward pass while attached.
 
     A pre-hook arms the tracer's feature hooks (`DetectionTracer.watching`) and a forward hook
     keeps the output; training-mode passes (losses) are ignored. The model is never called here.
@@ -53,7 +53,7 @@ class DetectorWatch:
 
     def __init__(self, detector: nn.Module, tracer: DetectionTracer) -> None:
         self.detector, self.tracer = detector, tracer
-        self.forwards: list[DetectorForward] = []
+        self.last: DetectorForward | None = None
         self._handles: list[Any] = []
         self._armed: ExitStack | None = None
         self._state: dict[str, Any] = {}
@@ -73,16 +73,16 @@ class DetectorWatch:
         self._handles = []
 
     def clear(self) -> None:
-        self.forwards = []
+        self.last = None
 
     def take(self) -> DetectorForward:
         """The last eval-mode forward pass since `clear` (TraceValidationError if there was none)."""
-        forwards, self.forwards = self.forwards, []
-        if not forwards:
+        last, self.last = self.last, None
+        if last is None:
             raise TraceValidationError(
                 f"the detector ({type(self.detector).__name__}) ran no eval-mode forward pass in this step"
             )
-        return forwards[-1]
+        return last
 
     def _before(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
         self._disarm()  # a pass that raised left its hooks armed
@@ -97,7 +97,7 @@ class DetectorWatch:
             return
         state = self._state
         self._disarm()
-        self.forwards.append(DetectorForward(args, kwargs, output, state))
+        self.last = DetectorForward(args, kwargs, output, state)
 
     def _disarm(self) -> None:
         if self._armed is not None:
