@@ -85,6 +85,22 @@ def test_trainer_evaluate_records_what_post_process_object_detection_gives(tmp_p
     assert len(previews_of("detr")) == 5
 
 
+def test_trainer_image_classification_stores_previews(tmp_path: Path, store: LocalStore) -> None:
+    transformers = pytest.importorskip("transformers")
+    from ml_debugger.integrations.transformers import MLDebuggerCallback
+
+    torch.manual_seed(0)
+    config = transformers.ResNetConfig(embedding_size=4, hidden_sizes=[4, 4], depths=[1, 1], num_labels=2)
+    model = transformers.ResNetForImageClassification(config)
+    data = [{"pixel_values": torch.rand(3, 16, 16), "labels": i % 2} for i in range(6)]
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=4, report_to=[],
+                                          use_cpu=True, disable_tqdm=True)
+    callback = MLDebuggerCallback("resnet-previews", "v1", store=store, previews=True, strict=True)
+    transformers.Trainer(model=model, args=args, eval_dataset=data, callbacks=[callback]).evaluate()
+    assert store.model_task("resnet-previews") == "classification"
+    assert len(previews_of("resnet-previews")) == 6
+
+
 # -- Lightning ---------------------------------------------------------------------------------
 
 
@@ -150,6 +166,46 @@ def test_lightning_detection_errors_name_the_cause(store: LocalStore) -> None:
         fit(pl, module, MLDebuggerCallback("frcnn", "v3", store=store, detector_module="nope"))
 
 
+def test_lightning_task_detection2d_reads_the_modules_own_torchvision_format_output(store: LocalStore) -> None:
+    """No detector of a known family inside: with task="detection2d" the module's own forward is
+    read as torchvision-format output; ids come from a dict batch."""
+    pl = pytest.importorskip("lightning.pytorch")
+    from ml_debugger.integrations.lightning import MLDebuggerCallback
+
+    class OneBox(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.tensor(10.0))
+
+        def forward(self, images):
+            box = torch.stack([torch.tensor(0.0), torch.tensor(0.0), self.scale, self.scale])
+            return [{"boxes": box[None], "scores": torch.tensor([0.9]), "labels": torch.tensor([1])} for _ in images]
+
+        def training_step(self, batch, batch_idx):
+            return (self(batch["images"])[0]["boxes"].sum() - 12.0) ** 2
+
+        def validation_step(self, batch, batch_idx):
+            self(batch["images"])
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.001)
+
+    images, targets = images_and_targets(4)
+    batches = [{"images": images[i:i + 2], "targets": targets[i:i + 2], "ids": [f"img-{i}", f"img-{i + 1}"]}
+               for i in (0, 2)]
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, num_sanity_val_steps=0,
+                         callbacks=[MLDebuggerCallback("onebox", "v1", store=store, task="detection2d", strict=True)])
+    def loader_of(items: list[dict]):
+        return torch.utils.data.DataLoader(items, batch_size=None)  # each item is a batch
+
+    trainer.fit(OneBox(), loader_of(batches[:1]), loader_of(batches))
+    rows = store.read_traces("onebox", "v1", None).to_pandas()
+    assert rows["input_id"].tolist() == ["img-0", "img-1", "img-2", "img-3"]
+    assert [len(b) for b in rows["pred_boxes"]] == [1] * 4 and [len(b) for b in rows["gt_boxes"]] == [
+        len(t["boxes"]) for t in targets]
+
+
 # -- Keras ---------------------------------------------------------------------------------------
 
 
@@ -165,3 +221,44 @@ def test_keras_classification_stores_previews(store: LocalStore) -> None:
             callbacks=[MLDebuggerCallback("keras-previews", "v1", validation_data=(x, y), store=store, previews=True)])
     previews = previews_of("keras-previews")
     assert len(previews) == 12 and all(p[:2] == b"\xff\xd8" for p in previews)  # JPEG
+
+
+def test_keras_detector_with_a_pydataset_and_the_training_split(store: LocalStore) -> None:
+    """The callback as Keras drives it, on a KerasHub-style detector: per-image targets from a
+    PyDataset (ids by position) and the training split as padded targets (the format fit takes)."""
+    keras = pytest.importorskip("keras")
+    from ml_debugger.integrations.keras import MLDebuggerCallback
+    from tests.training.detection.keras_models import TinyKerasHubDetector
+
+    rng = np.random.default_rng(0)
+    x = rng.random((5, 32, 32, 3)).astype("float32")
+    per_image = [{"boxes": [[2.0, 3.0, 12.0, 20.0]], "labels": [i % 3]} for i in range(5)]
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, i: int):
+            return x[3 * i: 3 * i + 3], per_image[3 * i: 3 * i + 3]
+
+    padded = {"boxes": np.array([[[2, 3, 10, 17], [-1, -1, -1, -1]]] * 5, "float32"),  # xywh, the model's format
+              "labels": np.array([[1, -1]] * 5)}
+    model = TinyKerasHubDetector("xywh")
+    model.build((None, 32, 32, 3))
+    callback = MLDebuggerCallback("keras-det", "v1", validation_data=Batches(), store=store, strict=True,
+                                  train_data=(x, padded), trace_train_every_n_epochs=1, score_thresh=0.3)
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_end(0)
+    callback.on_train_end()
+
+    assert store.model_task("keras-det") == "detection2d"
+    rows = store.read_traces("keras-det", "v1", None).to_pandas()
+    val, train = rows[rows["dataset_type"] == "val"], rows[rows["dataset_type"] == "train"]
+    assert val["input_id"].tolist() == train["input_id"].tolist() == [str(i) for i in range(5)]
+    assert [list(v) for v in val["gt_labels"]] == [[i % 3] for i in range(5)]
+    for cell in train["gt_boxes"]:
+        np.testing.assert_allclose(np.stack(cell), [[2, 3, 12, 20]])  # padded xywh -> xyxy, pads dropped
+    assert rows["score_thresh"].tolist() == pytest.approx([0.3] * 10)  # stricter than the decoder's 0.2: applied
+    scores = np.concatenate([np.asarray(s, np.float64) for s in rows["pred_scores"]])
+    assert len(scores) > 0 and scores.min() > 0.3

@@ -64,3 +64,13 @@ def test_the_task_is_given_or_found_from_the_model() -> None:
         check_task("segmentation")
     assert task_of(object(), None) == "classification"
     assert task_of(object(), "detection2d") == "detection2d"
+
+
+def test_the_images_a_detector_was_called_with() -> None:
+    pytest.importorskip("torch")
+    from ml_debugger.integrations._detection_torch import DetectorForward
+
+    assert DetectorForward(("imgs", "targets"), {}, None).images() == "imgs"
+    assert DetectorForward((), {"images": "imgs", "targets": "t"}, None).images() == "imgs"
+    hf = DetectorForward((), {"pixel_values": "p", "pixel_mask": "m", "labels": "l"}, None)
+    assert hf.images(exclude=("labels",)) == {"pixel_values": "p", "pixel_mask": "m"}

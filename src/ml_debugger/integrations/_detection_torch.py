@@ -36,14 +36,16 @@ class DetectorForward:
 
     def images(self, exclude: tuple[str, ...] = ("targets", "labels")) -> Any:
         """What the detector was called with as images: its first positional argument, else its
-        keyword arguments without ``exclude`` (Hugging Face: ``pixel_values``, ``pixel_mask``)."""
+        keyword arguments without ``exclude`` (Hugging Face: ``pixel_values``, ``pixel_mask``), or
+        the only one left (``model(images=...)``)."""
         if self.args:
             return self.args[0]
-        return {k: v for k, v in self.kwargs.items() if k not in exclude and v is not None}
+        named = {k: v for k, v in self.kwargs.items() if k not in exclude and v is not None}
+        return next(iter(named.values())) if len(named) == 1 and "pixel_values" not in named else named
 
 
 class DetectorWatch:
-    """Hooks on a detector that keep its eval-mode forward passes while attached.
+    """Hooks on a detector that keep its last eval-mode forward pass while attached.
 
     A pre-hook arms the tracer's feature hooks (`DetectionTracer.watching`) and a forward hook
     keeps the output; training-mode passes (losses) are ignored. The model is never called here.
@@ -51,7 +53,7 @@ class DetectorWatch:
 
     def __init__(self, detector: nn.Module, tracer: DetectionTracer) -> None:
         self.detector, self.tracer = detector, tracer
-        self.forwards: list[DetectorForward] = []
+        self.last: DetectorForward | None = None
         self._handles: list[Any] = []
         self._armed: ExitStack | None = None
         self._state: dict[str, Any] = {}
@@ -71,16 +73,16 @@ class DetectorWatch:
         self._handles = []
 
     def clear(self) -> None:
-        self.forwards = []
+        self.last = None
 
     def take(self) -> DetectorForward:
         """The last eval-mode forward pass since `clear` (TraceValidationError if there was none)."""
-        forwards, self.forwards = self.forwards, []
-        if not forwards:
+        last, self.last = self.last, None
+        if last is None:
             raise TraceValidationError(
                 f"the detector ({type(self.detector).__name__}) ran no eval-mode forward pass in this step"
             )
-        return forwards[-1]
+        return last
 
     def _before(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
         self._disarm()  # a pass that raised left its hooks armed
@@ -95,7 +97,7 @@ class DetectorWatch:
             return
         state = self._state
         self._disarm()
-        self.forwards.append(DetectorForward(args, kwargs, output, state))
+        self.last = DetectorForward(args, kwargs, output, state)
 
     def _disarm(self) -> None:
         if self._armed is not None:

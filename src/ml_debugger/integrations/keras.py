@@ -201,7 +201,8 @@ class MLDebuggerCallback(keras.callbacks.Callback):
                 self._session = open_session(*self._names, store=self._store, strict=self._guard.strict, task=task)
             elif self._session.task != task:
                 raise ConfigurationError(f"the session is of task {self._session.task!r} but the model is traced as {task!r}")
-            if task == DETECTION and (self._tracer is None or self._tracer.model is not self.model):
+            stale = self._tracer is None or self._tracer.model is not self.model or self._tracer.session is not self._session
+            if task == DETECTION and stale:
                 self._tracer = self._detection.tracer(self.model, self._session)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:

@@ -169,8 +169,6 @@ class MLDebuggerCallback(pl.Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         with self._guard("starting the trace session"):
-            if self._capture is not None and self._capture.model is pl_module:
-                return
             detector = None if self.task == CLASSIFICATION else find_detector(pl_module, self.detector_module)
             if detector is None and self.task == DETECTION:
                 detector = pl_module  # its forward returns torchvision-format detections (or output_mapping reads it)
@@ -181,11 +179,14 @@ class MLDebuggerCallback(pl.Callback):
                 )
             elif self._session.task != task:
                 raise ConfigurationError(f"the session is of task {self._session.task!r} but the model is traced as {task!r}")
-            if detector is not None:
+            if detector is not None and (
+                self._watch is None or self._watch.detector is not detector or self._watch.tracer.session is not self._session
+            ):
                 self._watch = DetectorWatch(detector, self._detection.tracer(detector, self._session))
-            self._capture = ForwardCapture(pl_module, **self._capture_options)
-            train_options = {**self._capture_options, "logits_module": self._capture_options["logits_module"] or ""}
-            self._train_capture = ForwardCapture(pl_module, **train_options)  # the extra pass calls forward
+            if self._capture is None or self._capture.model is not pl_module:
+                self._capture = ForwardCapture(pl_module, **self._capture_options)
+                train_options = {**self._capture_options, "logits_module": self._capture_options["logits_module"] or ""}
+                self._train_capture = ForwardCapture(pl_module, **train_options)  # the extra pass calls forward
 
     @property
     def _recorder(self) -> ForwardCapture | DetectorWatch:

@@ -176,7 +176,7 @@ class MLDebuggerCallback(TrainerCallback):
         self._capture: ForwardCapture | None = None
         self._pre_hook: torch.utils.hooks.RemovableHandle | None = None
         self._label_names: list[str] = ["labels"]
-        self._pending: tuple[np.ndarray, np.ndarray | None] | None = None
+        self._pending: tuple[np.ndarray, np.ndarray | None, list[bytes] | None] | None = None
         self._batches: list[_Batch | DetectionBatch | None] = []
         self._eval_dataset: Any = None
         self._world_size = 1
