@@ -1,6 +1,6 @@
 """Ultralytics callback overhead: YOLOv8n validation with and without it, as a ratio in one run.
 
-    python benchmarks/bench_ultralytics_callback.py [--images 64] [--imgsz 320] [--rounds 5]
+    python benchmarks/bench_ultralytics_callback.py [--images 64] [--imgsz 320] [--rounds 5] [--no-features]
 
 A YOLOv8n built from its yaml validated with ``model.val()`` on generated shape images (the
 ``yolo_shapes.py`` dataset, ``--imgsz`` square), batch 16, on the CPU, offline. Two YOLO objects,
@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-features", action="store_true", help="record_features=False")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-ultralytics-"))
     yolo_shapes.offline_ultralytics(work / "config")
@@ -82,7 +83,9 @@ def main() -> None:
     for name, model in (("plain", plain), ("traced", traced)):
         model.add_callback("on_val_start", watches[name].start)
         if name == "traced":
-            callbacks = add_mldebugger_callbacks(model, "bench-yolo", "v1", store=LocalStore(work / "mld"))
+            callbacks = add_mldebugger_callbacks(
+                model, "bench-yolo", "v1", store=LocalStore(work / "mld"), record_features=not args.no_features
+            )
             spent = own_work(callbacks)
         model.add_callback("on_val_end", watches[name].stop)
     settings = {"data": str(data), "imgsz": args.imgsz, "batch": 16, "device": "cpu", "plots": False,
@@ -101,6 +104,7 @@ def main() -> None:
     plain_total = sum(watches["plain"].wall)
     rows = callbacks.session.store.read_traces("bench-yolo", "v1", None).num_rows
     print(f"YOLOv8n, {args.images} images at {args.imgsz} px, batch 16, {args.rounds} rounds, "
+          f"features {'off' if args.no_features else 'on'}, "
           f"{torch.get_num_threads()} torch threads; {rows} rows traced")
     print(f"plain loop: median {statistics.median(watches['plain'].wall):.2f} s")
     print(f"end-to-end overhead: wall {statistics.median(wall):+.1%}, CPU {statistics.median(cpu):+.1%}")

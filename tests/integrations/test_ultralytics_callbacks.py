@@ -149,3 +149,25 @@ def test_a_missing_ultralytics_names_the_extra() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'ml-debugger[ultralytics]'" in out.stdout
+
+
+def test_which_validations_are_traced() -> None:
+    from types import SimpleNamespace
+
+    from ml_debugger.integrations.ultralytics import validation_tag
+
+    callbacks = MLDebuggerCallbacks("m", "v1", every_n_epochs=2, trace_final_validation=False)
+    trainer = SimpleNamespace(epoch=0, train_loader=range(3), validator=SimpleNamespace(training=True))
+    callbacks.on_train_start(trainer)
+
+    def traced(validator) -> bool:
+        return callbacks._is_traced(validator, validation_tag(validator, trainer, "val", None))
+
+    assert not traced(trainer.validator)
+    trainer.epoch = 1
+    assert traced(trainer.validator)
+    trainer.validator.training = False  # the final validation of best.pt
+    assert not traced(trainer.validator)
+    assert traced(SimpleNamespace(training=False))  # a standalone model.val()
+    with pytest.raises(ConfigurationError, match="every_n_epochs"):
+        MLDebuggerCallbacks("m", "v1", every_n_epochs=-1)

@@ -22,6 +22,7 @@ from ml_debugger.exceptions import TraceValidationError
 from ml_debugger.integrations._ultralytics_rows import (
     FileHashes,
     batch_rows,
+    features_at_centres,
     image_id,
     letterbox_of,
     undo_letterbox,
@@ -113,6 +114,22 @@ def test_tensor_predictions_and_neck_features(tmp_path: Path) -> None:
     assert rows.predictions[0].features.shape == (2, 10) and rows.predictions[1].features.shape == (0, 10)
     assert rows.targets[0].features.shape == (2, 10) and rows.image_features.shape == (2, 10)
     np.testing.assert_allclose(rows.predictions[0].boxes[0], [25, 12.5, 75, 37.5], atol=1e-4)
+
+
+def test_batched_features_equal_the_tracers_per_image_sampling() -> None:
+    from ml_debugger.training.detection._features import sample_at_centres
+
+    maps = [torch.randn(3, 4, 8, 8), torch.randn(3, 6, 4, 4), torch.randn(3, 2, 2, 2)]
+    rng = np.random.default_rng(0)
+    boxes = []
+    for n in (5, 0, 2):
+        corners = rng.uniform(-4, 68, (n, 2, 2))
+        boxes.append(np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1).astype(np.float32))
+    batched = features_at_centres(maps, boxes, (64, 64))
+    for i, b in enumerate(boxes):
+        expected = sample_at_centres(maps, i, torch.from_numpy(b), (64, 64), by_level=False).half().numpy()
+        assert batched[i].shape == (len(b), 12) and batched[i].dtype == np.float16
+        np.testing.assert_allclose(batched[i].astype(np.float32), expected.astype(np.float32), atol=1e-3)
 
 
 def test_file_hashes_follow_the_file_bytes(tmp_path: Path) -> None:

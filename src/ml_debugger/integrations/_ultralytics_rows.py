@@ -11,6 +11,7 @@ normalised to ``img``), ``ori_shape`` (``(height, width)`` of each file), ``rati
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,12 +19,13 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ml_debugger.core import hash_samples
 from ml_debugger.exceptions import TraceValidationError
 from ml_debugger.tasks._columns import Thresholds
 from ml_debugger.tasks.detection2d import DetectionBatch, make_detection_batch, predictions_from, targets_from
-from ml_debugger.training.detection._features import half_numpy, pooled, sample_at_centres
+from ml_debugger.training.detection._features import half_numpy, pooled
 from ml_debugger.training.detection._ultralytics import Letterbox
 
 BATCH_KEYS = ("img", "batch_idx", "cls", "bboxes", "ori_shape", "ratio_pad", "im_file")
@@ -55,8 +57,10 @@ def undo_letterbox(boxes: np.ndarray, box: Letterbox, ori_shape: Sequence[int]) 
     return np.clip(out, 0, [width, height, width, height]).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def image_id(path: str, root: Path | None) -> str:
-    """The image file relative to the dataset root (POSIX separators), else the path as given."""
+    """The image file relative to the dataset root (POSIX separators), else the path as given (cached:
+    a pure function of its arguments, called for every image of every validation)."""
     if root is not None:
         try:
             return Path(os.path.abspath(path)).relative_to(root).as_posix()
@@ -81,6 +85,32 @@ class FileHashes:
         digest = str(hash_samples([data[None]])[0])
         self._known[path] = (version, digest)
         return digest
+
+
+def features_at_centres(
+    maps: Sequence[torch.Tensor], boxes: Sequence[np.ndarray], size: tuple[int, int]
+) -> list[np.ndarray]:
+    """Per image ``(n_i, sum of channels)`` float16 features: every level of ``maps`` (``(B, C, h, w)``
+    over an input of ``size`` (h, w)) bilinearly sampled at the centres of that image's xyxy
+    ``boxes``. The same values as ``_features.sample_at_centres(..., by_level=False)`` image by
+    image, in one ``grid_sample`` per level for the whole batch (the per-image calls cost more
+    than the rest of the tracing on small images)."""
+    counts = [len(b) for b in boxes]
+    width = sum(int(m.shape[1]) for m in maps)
+    if not any(counts):
+        return [np.zeros((0, width), np.float16) for _ in counts]
+    grid = np.zeros((len(boxes), 1, max(counts), 2), np.float32)
+    scale = np.array([size[1], size[0]], np.float32)
+    for i, b in enumerate(boxes):
+        centres = (b[:, :2] + b[:, 2:]) / 2
+        grid[i, 0, : len(b)] = centres / scale * 2 - 1
+    grid_t = torch.from_numpy(grid).to(maps[0].device)
+    levels = [
+        F.grid_sample(m.detach().float(), grid_t, padding_mode="border", align_corners=False)[:, :, 0]
+        for m in maps
+    ]  # each (B, C, n_max)
+    values = half_numpy(torch.cat(levels, dim=1).transpose(1, 2))
+    return [values[i, :n] for i, n in enumerate(counts)]
 
 
 def _prediction_parts(pred: Any, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -133,22 +163,22 @@ def batch_rows(
     gt_xywh = batch["bboxes"].detach().cpu().numpy().reshape(-1, 4).astype(np.float64)
     gt_boxes = np.concatenate([gt_xywh[:, :2] - gt_xywh[:, 2:] / 2, gt_xywh[:, :2] + gt_xywh[:, 2:] / 2], 1)
     gt_boxes *= [size[1], size[0], size[1], size[0]]  # letterboxed pixels, as _prepare_batch
-    predictions, targets, sizes = [], [], []
     starts = np.concatenate([[0], np.cumsum(counts)])
-    for i, path in enumerate(batch["im_file"]):
+    pred_rows = [flat[starts[i]: starts[i + 1]] for i in range(len(counts))]
+    gt_rows = [gt_boxes[gt_index == i] for i in range(len(counts))]
+    gt_classes = [gt_labels[gt_index == i] for i in range(len(counts))]
+    features = None
+    if maps is not None:  # one sampling for predictions and ground truth together
+        features = features_at_centres(maps, [np.concatenate([p[:, :4], g]) for p, g in zip(pred_rows, gt_rows)], size)
+    predictions, targets, sizes = [], [], []
+    for i, rows in enumerate(pred_rows):
         ori_shape = [int(v) for v in batch["ori_shape"][i]]
         box = letterbox_of(batch["ratio_pad"][i], ori_shape, size)
-        rows = flat[starts[i]: starts[i + 1]]
-        mine = gt_index == i
         prediction = {"boxes": undo_letterbox(rows[:, :4], box, ori_shape), "scores": rows[:, 4],
                       "labels": rows[:, 5].astype(np.int64)}
-        truth = {"boxes": undo_letterbox(gt_boxes[mine], box, ori_shape), "labels": gt_labels[mine]}
-        if maps is not None:
-            device = maps[0].device
-            prediction["features"] = half_numpy(sample_at_centres(
-                maps, i, torch.as_tensor(rows[:, :4], device=device), size, by_level=False))
-            truth["features"] = half_numpy(sample_at_centres(
-                maps, i, torch.as_tensor(gt_boxes[mine], device=device), size, by_level=False))
+        truth = {"boxes": undo_letterbox(gt_rows[i], box, ori_shape), "labels": gt_classes[i]}
+        if features is not None:
+            prediction["features"], truth["features"] = features[i][: len(rows)], features[i][len(rows):]
         predictions.append(prediction)
         targets.append(truth)
         sizes.append((ori_shape[1], ori_shape[0]))

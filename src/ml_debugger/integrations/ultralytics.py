@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ml_debugger.core import TraceSession
-from ml_debugger.integrations._common import RowTag, TracingGuard, check_names
+from ml_debugger.exceptions import ConfigurationError
+from ml_debugger.integrations._common import RowTag, TracingGuard, check_every_n, check_names, is_due
 
 try:
     import ultralytics  # noqa: F401  (the extra's own package, before the modules that need it)
@@ -46,7 +47,10 @@ def validation_tag(validator: Any, trainer: Any, dataset_type: str, last_epoch: 
     """
     if validator.training:
         if trainer is None:
-            raise RuntimeError("a training validation ran before on_train_start reached the callbacks")
+            raise ConfigurationError(
+                "a training validation ran but on_train_start never reached the callbacks; attach them with "
+                "add_mldebugger_callbacks(model, ...) before model.train()"
+            )
         return RowTag(dataset_type, int(trainer.epoch), training_step(trainer), final_validation=False)
     if trainer is not None and validator is getattr(trainer, "validator", None):
         return RowTag(dataset_type, int(trainer.epoch) + 1, training_step(trainer), final_validation=True)
@@ -75,6 +79,7 @@ class MLDebuggerCallbacks:
         strict: bool = False,
         dataset_type: str | None = None,
         record_features: bool = True,
+        every_n_epochs: int | None = 1,
         trace_final_validation: bool = True,
     ) -> None:
         check_names(session, model_name, version_name)
@@ -85,6 +90,7 @@ class MLDebuggerCallbacks:
         self._guard = TracingGuard("ultralytics", strict=strict)
         self.dataset_type = None if dataset_type is None else validate_name(dataset_type, "dataset_type")
         self.record_features = record_features
+        self.every_n_epochs = check_every_n(every_n_epochs, "every_n_epochs")
         self.trace_final_validation = trace_final_validation
         self._trainer: Any = None
         self._captures: dict[int, tuple[ValidatorCapture, RowTag, dict[str, Any]]] = {}
@@ -113,8 +119,7 @@ class MLDebuggerCallbacks:
             check_validator(validator)
             dataset = self.dataset_type or validate_name(str(validator.args.split or "val"), "dataset_type")
             tag = validation_tag(validator, self._trainer, dataset, self._last_epoch)
-            final_eval = self._trainer is not None and validator is getattr(self._trainer, "validator", None)
-            if final_eval and tag.final_validation and not self.trace_final_validation:
+            if not self._is_traced(validator, tag):
                 return
             self._open_session()
             capture = ValidatorCapture(
@@ -140,6 +145,12 @@ class MLDebuggerCallbacks:
             self._session = None
 
     # -- actions ---------------------------------------------------------------------------------
+
+    def _is_traced(self, validator: Any, tag: RowTag) -> bool:
+        if validator.training:
+            return is_due(tag.epoch, self.every_n_epochs)
+        final_eval = self._trainer is not None and validator is getattr(self._trainer, "validator", None)
+        return self.trace_final_validation or not final_eval
 
     def _open_session(self) -> None:
         if self._session is None:
@@ -198,6 +209,7 @@ def add_mldebugger_callbacks(
     strict: bool = False,
     dataset_type: str | None = None,
     record_features: bool = True,
+    every_n_epochs: int | None = 1,
     trace_final_validation: bool = True,
 ) -> MLDebuggerCallbacks:
     """Trace every validation of an Ultralytics ``YOLO`` model (training and ``model.val()``).
@@ -211,6 +223,7 @@ def add_mldebugger_callbacks(
         dataset_type: the rows' dataset_type; default the validator's ``split`` (``"val"``).
         record_features: record neck features per box and per image (the detect head's inputs
             sampled at each box centre; pooled).
+        every_n_epochs: trace the validation of every n-th epoch (``(epoch + 1) % n == 0``).
         trace_final_validation: also trace the trainer's final validation of the best weights.
 
     Returns:
@@ -218,6 +231,6 @@ def add_mldebugger_callbacks(
     """
     callbacks = MLDebuggerCallbacks(
         model_name, version_name, session=session, store=store, strict=strict, dataset_type=dataset_type,
-        record_features=record_features, trace_final_validation=trace_final_validation,
+        record_features=record_features, every_n_epochs=every_n_epochs, trace_final_validation=trace_final_validation,
     )
     return callbacks.attach(model)
