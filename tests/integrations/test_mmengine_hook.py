@@ -129,3 +129,12 @@ def test_importing_without_mmengine_names_the_extra() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "needs mmengine" in out.stdout and "pip install 'ml-debugger[mmengine]'" in out.stdout
+
+
+def test_ground_truth_of_classes_left_out_of_the_metainfo_is_dropped() -> None:
+    from ml_debugger.integrations.mmengine._rows3d import known_classes
+
+    frame = {"boxes_3d": np.arange(21.0).reshape(3, 7), "labels_3d": np.array([0, -1, 2]), "num_points": np.array([5, 6, 7])}
+    kept = known_classes(frame)
+    assert kept["labels_3d"].tolist() == [0, 2] and kept["num_points"].tolist() == [5, 7]
+    np.testing.assert_array_equal(kept["boxes_3d"], frame["boxes_3d"][[0, 2]])
