@@ -24,7 +24,7 @@ LIDAR2CAM = np.array(
 )
 
 
-def _frame(rng: np.random.Generator, n_cars: int) -> tuple[np.ndarray, np.ndarray]:
+def _frame(rng: np.random.Generator, n_cars: int, n_ground: int) -> tuple[np.ndarray, np.ndarray]:
     """``(points (N, 4), lidar boxes (n, 7) bottom-centred)`` of one frame: ground and cars in view."""
     boxes = []
     while len(boxes) < n_cars:
@@ -34,7 +34,7 @@ def _frame(rng: np.random.Generator, n_cars: int) -> tuple[np.ndarray, np.ndarra
             boxes.append([x, y, -SENSOR_HEIGHT, *CAR_SIZE, rng.uniform(-np.pi, np.pi)])
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 7)
     ground = np.column_stack([
-        rng.uniform(0.0, 20.0, 1500), rng.uniform(-10.0, 10.0, 1500), np.full(1500, -SENSOR_HEIGHT),
+        rng.uniform(0.0, 20.0, n_ground), rng.uniform(-10.0, 10.0, n_ground), np.full(n_ground, -SENSOR_HEIGHT),
     ])
     parts = [ground + rng.normal(0.0, 0.02, ground.shape)]
     for box in boxes:
@@ -64,10 +64,12 @@ def _instances(boxes: np.ndarray) -> list[dict]:
     return instances
 
 
-def write_kitti_like(root: Path, n_train: int, n_val: int, seed: int = 0) -> dict[str, list[np.ndarray]]:
+def write_kitti_like(
+    root: Path, n_train: int, n_val: int, seed: int = 0, ground_points: int = 1500
+) -> dict[str, list[np.ndarray]]:
     """Write ``n_train`` training and ``n_val`` validation frames (files ``000000.bin``...) under
-    ``root``; returns each split's LiDAR boxes (bottom-centred, ``x_size`` along the heading) by
-    dataset index."""
+    ``root``, each with ``ground_points`` ground points and 250 points per car; returns each split's
+    LiDAR boxes (bottom-centred, ``x_size`` along the heading) by dataset index."""
     rng = np.random.default_rng(seed)
     velodyne = root / "training" / "velodyne_reduced"
     velodyne.mkdir(parents=True, exist_ok=True)
@@ -77,7 +79,7 @@ def write_kitti_like(root: Path, n_train: int, n_val: int, seed: int = 0) -> dic
     for split, indices in splits.items():
         infos, written[split] = [], []
         for idx in indices:
-            points, boxes = _frame(rng, n_cars=int(rng.integers(1, 4)))
+            points, boxes = _frame(rng, int(rng.integers(1, 4)), ground_points)
             points.tofile(velodyne / f"{idx:06d}.bin")
             written[split].append(boxes)
             infos.append({
