@@ -40,7 +40,9 @@ def _frame(rng: np.random.Generator, n_cars: int, n_ground: int) -> tuple[np.nda
     for box in boxes:
         local = rng.uniform(-0.5, 0.5, (250, 3)) * box[3:6] + [0.0, 0.0, box[5] / 2]
         cos, sin = np.cos(box[6]), np.sin(box[6])
-        rotated = np.column_stack([local[:, 0] * cos - local[:, 1] * sin, local[:, 0] * sin + local[:, 1] * cos, local[:, 2]])
+        rotated = np.column_stack(
+            [local[:, 0] * cos - local[:, 1] * sin, local[:, 0] * sin + local[:, 1] * cos, local[:, 2]]
+        )
         parts.append(rotated + box[:3])
     xyz = np.concatenate(parts)
     intensity = rng.uniform(0.0, 1.0, (len(xyz), 1))
@@ -48,7 +50,8 @@ def _frame(rng: np.random.Generator, n_cars: int, n_ground: int) -> tuple[np.nda
 
 
 def _instances(boxes: np.ndarray) -> list[dict]:
-    camera = LiDARInstance3DBoxes(torch.from_numpy(boxes)).convert_to(Box3DMode.CAM, rt_mat=torch.from_numpy(LIDAR2CAM).float())
+    lidar2cam = torch.from_numpy(LIDAR2CAM).float()
+    camera = LiDARInstance3DBoxes(torch.from_numpy(boxes)).convert_to(Box3DMode.CAM, rt_mat=lidar2cam)
     corners = points_cam2img(camera.corners.reshape(-1, 3), torch.from_numpy(CAM2IMG).float()).reshape(-1, 8, 2)
     instances = []
     for i, (box, pixels) in enumerate(zip(camera.tensor.numpy(), corners.numpy())):
