@@ -13,7 +13,9 @@ pytest.importorskip("mmdet", reason="needs MMDetection: pip install 'ml-debugger
 try:
     import mmcv.ops  # noqa: F401
 except ImportError as exc:  # mmcv-lite, or an mmcv built without its ops
-    pytest.skip(f"RetinaNet needs mmcv's compiled ops ({exc}): scripts/install-openmmlab.sh", allow_module_level=True)
+    pytest.skip(
+        f"RetinaNet needs mmcv's compiled ops ({exc}): scripts/install-openmmlab.sh", allow_module_level=True
+    )
 
 from mmengine.config import Config
 from mmengine.runner import Runner

@@ -24,7 +24,7 @@ LIDAR2CAM = np.array(
 )
 
 
-def _frame(rng: np.random.Generator, n_cars: int) -> tuple[np.ndarray, np.ndarray]:
+def _frame(rng: np.random.Generator, n_cars: int, n_ground: int) -> tuple[np.ndarray, np.ndarray]:
     """``(points (N, 4), lidar boxes (n, 7) bottom-centred)`` of one frame: ground and cars in view."""
     boxes = []
     while len(boxes) < n_cars:
@@ -34,13 +34,15 @@ def _frame(rng: np.random.Generator, n_cars: int) -> tuple[np.ndarray, np.ndarra
             boxes.append([x, y, -SENSOR_HEIGHT, *CAR_SIZE, rng.uniform(-np.pi, np.pi)])
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 7)
     ground = np.column_stack([
-        rng.uniform(0.0, 20.0, 1500), rng.uniform(-10.0, 10.0, 1500), np.full(1500, -SENSOR_HEIGHT),
+        rng.uniform(0.0, 20.0, n_ground), rng.uniform(-10.0, 10.0, n_ground), np.full(n_ground, -SENSOR_HEIGHT),
     ])
     parts = [ground + rng.normal(0.0, 0.02, ground.shape)]
     for box in boxes:
         local = rng.uniform(-0.5, 0.5, (250, 3)) * box[3:6] + [0.0, 0.0, box[5] / 2]
         cos, sin = np.cos(box[6]), np.sin(box[6])
-        rotated = np.column_stack([local[:, 0] * cos - local[:, 1] * sin, local[:, 0] * sin + local[:, 1] * cos, local[:, 2]])
+        rotated = np.column_stack(
+            [local[:, 0] * cos - local[:, 1] * sin, local[:, 0] * sin + local[:, 1] * cos, local[:, 2]]
+        )
         parts.append(rotated + box[:3])
     xyz = np.concatenate(parts)
     intensity = rng.uniform(0.0, 1.0, (len(xyz), 1))
@@ -48,7 +50,8 @@ def _frame(rng: np.random.Generator, n_cars: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _instances(boxes: np.ndarray) -> list[dict]:
-    camera = LiDARInstance3DBoxes(torch.from_numpy(boxes)).convert_to(Box3DMode.CAM, rt_mat=torch.from_numpy(LIDAR2CAM).float())
+    lidar2cam = torch.from_numpy(LIDAR2CAM).float()
+    camera = LiDARInstance3DBoxes(torch.from_numpy(boxes)).convert_to(Box3DMode.CAM, rt_mat=lidar2cam)
     corners = points_cam2img(camera.corners.reshape(-1, 3), torch.from_numpy(CAM2IMG).float()).reshape(-1, 8, 2)
     instances = []
     for i, (box, pixels) in enumerate(zip(camera.tensor.numpy(), corners.numpy())):
@@ -64,10 +67,12 @@ def _instances(boxes: np.ndarray) -> list[dict]:
     return instances
 
 
-def write_kitti_like(root: Path, n_train: int, n_val: int, seed: int = 0) -> dict[str, list[np.ndarray]]:
+def write_kitti_like(
+    root: Path, n_train: int, n_val: int, seed: int = 0, ground_points: int = 1500
+) -> dict[str, list[np.ndarray]]:
     """Write ``n_train`` training and ``n_val`` validation frames (files ``000000.bin``...) under
-    ``root``; returns each split's LiDAR boxes (bottom-centred, ``x_size`` along the heading) by
-    dataset index."""
+    ``root``, each with ``ground_points`` ground points and 250 points per car; returns each split's
+    LiDAR boxes (bottom-centred, ``x_size`` along the heading) by dataset index."""
     rng = np.random.default_rng(seed)
     velodyne = root / "training" / "velodyne_reduced"
     velodyne.mkdir(parents=True, exist_ok=True)
@@ -77,7 +82,7 @@ def write_kitti_like(root: Path, n_train: int, n_val: int, seed: int = 0) -> dic
     for split, indices in splits.items():
         infos, written[split] = [], []
         for idx in indices:
-            points, boxes = _frame(rng, n_cars=int(rng.integers(1, 4)))
+            points, boxes = _frame(rng, int(rng.integers(1, 4)), ground_points)
             points.tofile(velodyne / f"{idx:06d}.bin")
             written[split].append(boxes)
             infos.append({

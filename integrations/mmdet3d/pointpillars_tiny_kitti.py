@@ -55,7 +55,9 @@ val_dataloader = dict(
 )
 test_dataloader = val_dataloader
 # KITTI's AP (kitti_eval) runs numba CUDA kernels; on a CPU the metric only writes the result files.
-val_evaluator = dict(ann_file=data_root + "kitti_infos_val.pkl", format_only=True, submission_prefix=data_root + "results")
+val_evaluator = dict(
+    ann_file=data_root + "kitti_infos_val.pkl", format_only=True, submission_prefix=data_root + "results"
+)
 test_evaluator = val_evaluator
 
 train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=1)

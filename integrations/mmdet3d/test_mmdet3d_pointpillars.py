@@ -13,7 +13,9 @@ pytest.importorskip("mmdet3d", reason="needs MMDetection3D: scripts/install-open
 try:
     import mmcv.ops  # noqa: F401
 except ImportError as exc:  # mmcv-lite, or an mmcv built without its ops
-    pytest.skip(f"PointPillars needs mmcv's compiled ops ({exc}): scripts/install-openmmlab.sh", allow_module_level=True)
+    pytest.skip(
+        f"PointPillars needs mmcv's compiled ops ({exc}): scripts/install-openmmlab.sh", allow_module_level=True
+    )
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -55,6 +57,7 @@ def test_pointpillars_config_traces_every_val_frame_once_per_epoch(
     assert (frame["score_thresh"], frame["iou_thresh"], frame["max_detections"]) == pytest.approx((0.1, 0.01, 50))
     assert tuple(frame["pc_range"]) == pytest.approx((0, -10.24, -3, 20.48, 10.24, 1))
     assert list(frame["label_names"]) == ["Car"]
+    assert traces["frame_features"].notna().all(), "BEV features of every frame, the first batch included"
 
     result = Evaluator("pointpillars", "v1").request_evaluation(n_epoch=None)
     assert result.summary_epochs == {"val": 2}

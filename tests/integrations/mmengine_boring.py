@@ -50,7 +50,9 @@ class BoringDetector(BaseModel):
         self.layer = nn.Linear(3, 3)
         self.inverted = inverted
 
-    def forward(self, inputs: list[torch.Tensor], data_samples: list[DetDataSample] | None = None, mode: str = "tensor") -> Any:
+    def forward(
+        self, inputs: list[torch.Tensor], data_samples: list[DetDataSample] | None = None, mode: str = "tensor"
+    ) -> Any:
         out = self.layer(torch.stack([image.float().mean(dim=(1, 2)) / 255 for image in inputs]))
         if mode == "loss":
             return {"loss": out.pow(2).mean()}

@@ -99,7 +99,7 @@ def test_strict_raises_the_tracing_failure(tmp_path: Path) -> None:
 
 
 def test_bad_options_are_named() -> None:
-    with pytest.raises(ConfigurationError, match="task must be None or one of detection3d, detection2d; got 'segmentation'"):
+    with pytest.raises(ConfigurationError, match="one of detection3d, detection2d; got 'segmentation'"):
         MLDebuggerHook("m", "v1", task="segmentation")
     with pytest.raises(ConfigurationError, match="interval"):
         MLDebuggerHook("m", "v1", interval=-1)
@@ -129,3 +129,14 @@ def test_importing_without_mmengine_names_the_extra() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "needs mmengine" in out.stdout and "pip install 'ml-debugger[mmengine]'" in out.stdout
+
+
+def test_ground_truth_of_classes_left_out_of_the_metainfo_is_dropped() -> None:
+    from ml_debugger.integrations.mmengine._rows3d import known_classes
+
+    frame = {
+        "boxes_3d": np.arange(21.0).reshape(3, 7), "labels_3d": np.array([0, -1, 2]), "num_points": np.array([5, 6, 7]),
+    }
+    kept = known_classes(frame)
+    assert kept["labels_3d"].tolist() == [0, 2] and kept["num_points"].tolist() == [5, 7]
+    np.testing.assert_array_equal(kept["boxes_3d"], frame["boxes_3d"][[0, 2]])

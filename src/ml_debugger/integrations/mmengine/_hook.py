@@ -75,7 +75,9 @@ class MLDebuggerHook(Hook):
             raise ConfigurationError(f"task must be None or one of {', '.join(TASKS)}; got {task!r}")
         self.model_name, self.version_name, self.task = model_name, version_name, task
         self.dataset_type = validate_name(dataset_type, "dataset_type")
-        self.test_dataset_type = None if test_dataset_type is None else validate_name(test_dataset_type, "test_dataset_type")
+        self.test_dataset_type = (
+            None if test_dataset_type is None else validate_name(test_dataset_type, "test_dataset_type")
+        )
         self.interval = check_every_n(interval, "interval")
         self.label_names = None if label_names is None else [str(n) for n in label_names]
         self.record_features = record_features
@@ -141,7 +143,8 @@ class MLDebuggerHook(Hook):
             if self._plan is None:
                 logger.info(
                     "ml-debugger: the %s sampler %s is not MMEngine's DefaultSampler; its padding, if any, is "
-                    "removed by the evaluator's de-duplication", dataset_type, type(getattr(loader, "sampler", None)).__name__,
+                    "removed by the evaluator's de-duplication",
+                    dataset_type, type(getattr(loader, "sampler", None)).__name__,
                 )
             if self.label_names is None:
                 classes = getattr(getattr(loader, "dataset", None), "metainfo", {}).get("classes")
@@ -184,7 +187,9 @@ class MLDebuggerHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         common = dict(label_names=self.label_names, store=self._store, strict=self._guard.strict)
         if task == "detection3d":
-            self._rows = Rows3D(model, self.model_name, self.version_name, record_features=self.record_features, **common)
+            self._rows = Rows3D(
+                model, self.model_name, self.version_name, record_features=self.record_features, **common
+            )
         else:
             self._rows = Rows2D(model, self.model_name, self.version_name, rank=get_rank(), **common)
 

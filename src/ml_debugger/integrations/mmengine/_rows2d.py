@@ -23,7 +23,13 @@ from ml_debugger.core import TraceSession
 from ml_debugger.exceptions import TraceValidationError
 from ml_debugger.integrations.mmengine._batches import sample_ids
 from ml_debugger.store import TraceStore
-from ml_debugger.tasks.detection2d import DetectionBatch, Thresholds, make_detection_batch, predictions_from, targets_from
+from ml_debugger.tasks.detection2d import (
+    DetectionBatch,
+    Thresholds,
+    make_detection_batch,
+    predictions_from,
+    targets_from,
+)
 from ml_debugger.training.detection._arrays import clip_boxes, image_batch, to_numpy
 
 class Rows2D:
@@ -146,5 +152,7 @@ def model_thresholds(model: nn.Module) -> Thresholds:
     score = config.get("score_thr")
     most = config.get("max_per_img")
     return Thresholds(
-        None if score is None else float(score), None if iou is None else float(iou), None if most is None else int(most)
+        None if score is None else float(score),
+        None if iou is None else float(iou),
+        None if most is None else int(most),
     )

@@ -3,7 +3,9 @@
 The tracer of the model's family (thresholds from the head's ``test_cfg``, ``pc_range`` from the
 voxel layer, BEV features from the neck) turns ``pred_instances_3d`` and the ground truth
 (``gt_instances_3d``, else ``eval_ann_info``) into ``[cx, cy, cz, w, l, h, yaw]`` gravity-centre
-boxes and counts the batch's points inside them; it never runs the model here.
+boxes and counts the batch's points inside them; it never runs the model here. Ground-truth
+boxes labelled -1 (classes the dataset's ``metainfo`` leaves out, which MMDetection3D's metrics
+ignore) are left out.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from ml_debugger.core import TraceSession
 from ml_debugger.integrations.mmengine._batches import sample_ids
 from ml_debugger.store import TraceStore
 from ml_debugger.tasks.detection3d import Detection3DBatch
-from ml_debugger.training.detection3d import CustomDetection3DTracer, ObjectDetection3DTracer, detect_family
+from ml_debugger.training.detection3d import (
+    CustomDetection3DTracer,
+    ObjectDetection3DTracer,
+    detect_family,
+    targets_from_samples,
+)
 
 class Rows3D:
     """Builds ``detection3d`` rows from a validation step's data batch and output data samples."""
@@ -57,8 +64,18 @@ class Rows3D:
         """The rows of the frames of ``data_batch`` (already without sampler padding); the ground
         truth is the data samples' own."""
         ids = sample_ids(outputs, self.task, indices)
-        return self._tracer.batch_of(data_batch, list(outputs), list(outputs), input_ids=ids)
+        targets = [known_classes(frame) for frame in targets_from_samples(list(outputs))]
+        return self._tracer.batch_of(data_batch, list(outputs), targets, input_ids=ids)
 
     def close(self) -> None:
         self._tracer.close()
+
+
+def known_classes(frame: dict[str, Any]) -> dict[str, Any]:
+    """A frame's ground truth without the boxes labelled -1 (every per-box array filtered alike)."""
+    keep = np.asarray(frame["labels_3d"]) >= 0
+    if keep.all():
+        return frame
+    return {key: value[keep] if isinstance(value, np.ndarray) and len(value) == len(keep) else value
+            for key, value in frame.items()}
 
