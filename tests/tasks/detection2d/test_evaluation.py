@@ -3,6 +3,8 @@ units that partition the objects and false positives, categories explained by th
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -70,3 +72,21 @@ def test_categories_are_explained_by_codes(store: LocalStore) -> None:
     assert codes[by == "hotspot"].map(lambda c: "DET013" in c).all()
     assert codes[by == "operational_coverage"].map(lambda c: bool(c & {"DET013", "DET014", "DET015", "DET016"})).all()
     assert not codes[by == "stable_coverage"].map(lambda c: bool(c & {"DET013", "DET014", "DET015", "DET016"})).any()
+
+
+@pytest.mark.parametrize("side", ["detections", "ground truth"])
+def test_an_epoch_without_detections_or_ground_truth_evaluates(store: LocalStore, side: str) -> None:
+    data = as_stored(random_detection_set(3, n_images=6))
+    if side == "detections":  # an early epoch of a model that detects nothing above its threshold yet
+        empty = dict(dt_image=data.dt_image[:0], dt_boxes=data.dt_boxes[:0], dt_scores=data.dt_scores[:0],
+                     dt_labels=data.dt_labels[:0])
+    else:
+        empty = dict(gt_image=data.gt_image[:0], gt_boxes=data.gt_boxes[:0], gt_labels=data.gt_labels[:0],
+                     gt_iscrowd=data.gt_iscrowd[:0], gt_area=data.gt_area[:0])
+    data = dataclasses.replace(data, **empty)
+    record(store, data)
+    units = Evaluator("det", "v1", store=store).request_evaluation().get_samples()
+    kind = "object" if side == "detections" else "false_positive"
+    assert len(units) and (units["unit_type"] == kind).all()
+    if side == "detections":
+        assert set(units["error_type"]) == {"miss"}

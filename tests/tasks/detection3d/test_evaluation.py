@@ -3,6 +3,8 @@ units that partition the evaluated objects and false positives, categories expla
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -54,3 +56,23 @@ def test_units_partition_and_categories_are_explained(store: LocalStore) -> None
     assert not codes[by == "stable_coverage"].map(lambda c: bool(c & fragile)).any()
     assert set(units.loc[units["unit_type"] == "object", "error_type"]) <= {"none", "low_score", "cls", "loc", "miss"}
     assert set(units.loc[units["unit_type"] == "false_positive", "error_type"]) <= {"cls", "dupe", "loc", "bkg"}
+
+
+@pytest.mark.parametrize("side", ["detections", "ground truth"])
+def test_an_epoch_without_detections_or_ground_truth_evaluates(store: LocalStore, side: str) -> None:
+    frames = as_stored(random_frame_set(2, n_frames=4))
+    if side == "detections":  # an early epoch of a model that detects nothing above its threshold yet
+        empty = dict(dt_frame=frames.dt_frame[:0], dt_boxes=frames.dt_boxes[:0], dt_scores=frames.dt_scores[:0],
+                     dt_labels=frames.dt_labels[:0], dt_velocities=frames.dt_velocities[:0],
+                     dt_attributes=None if frames.dt_attributes is None else frames.dt_attributes[:0])
+    else:
+        empty = dict(gt_frame=frames.gt_frame[:0], gt_boxes=frames.gt_boxes[:0], gt_labels=frames.gt_labels[:0],
+                     gt_velocities=frames.gt_velocities[:0], gt_num_points=frames.gt_num_points[:0],
+                     gt_attributes=None if frames.gt_attributes is None else frames.gt_attributes[:0])
+    frames = dataclasses.replace(frames, **empty)
+    record(store, frames, CLASS_NAMES)
+    units = Evaluator("det3d", "v1", store=store).request_evaluation().get_samples()
+    if side == "detections":
+        assert len(units) and (units["unit_type"] == "object").all() and set(units["error_type"]) == {"miss"}
+    else:
+        assert len(units) and (units["unit_type"] == "false_positive").all() and (units["label"] == -1).all()

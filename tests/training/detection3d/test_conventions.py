@@ -78,9 +78,14 @@ def test_data_samples_give_predictions_and_ground_truth() -> None:
         targets_from_samples([structures.Det3DDataSample()])
 
 
-def test_camera_boxes_are_refused() -> None:
-    with pytest.raises(TraceValidationError, match="must be LiDARInstance3DBoxes"):
+def test_camera_boxes_are_refused_and_depth_boxes_read_like_lidar_boxes() -> None:
+    with pytest.raises(TraceValidationError, match="must be z-up boxes .* got CameraInstance3DBoxes with YAW_AXIS 1"):
         boxes_to_reference(structures.CameraInstance3DBoxes(torch.zeros(1, 7)))
+    tensor = torch.tensor([[1.0, 2.0, -1.0, 4.0, 2.0, 1.5, 0.3]])
+    depth, _ = boxes_to_reference(structures.DepthInstance3DBoxes(tensor))
+    lidar, _ = boxes_to_reference(structures.LiDARInstance3DBoxes(tensor))
+    np.testing.assert_allclose(depth, lidar)
+    np.testing.assert_allclose(lidar, [[1.0, 2.0, -0.25, 2.0, 4.0, 1.5, 0.3]])  # gravity centre, w = y_size
 
 
 def test_openpcdet_boxes_swap_dx_dy_and_labels_become_0_based() -> None:

@@ -55,6 +55,16 @@ class GroupUnits:
     operating_score: float
 
 
+def _at(values: np.ndarray, index: np.ndarray, fill: float | int) -> np.ndarray:
+    """``values[index]`` where ``index >= 0``, else ``fill`` (also when ``values`` is empty: an epoch
+    without detections)."""
+    dtype = np.result_type(values.dtype, np.min_scalar_type(fill))
+    out = np.full((len(index), *values.shape[1:]), fill, dtype=dtype)
+    valid = index >= 0
+    out[valid] = values[index[valid]]
+    return out
+
+
 def threshold_index(coco: CocoEvaluation, iou: float) -> int:
     """Position of ``iou`` among the IoU thresholds ``coco`` was evaluated at."""
     found = np.flatnonzero(np.isclose(coco.iou_thresholds, iou))
@@ -142,7 +152,7 @@ def _object_units(
     m = coco.matching
     rows = np.flatnonzero(~m.gt_ignore)
     matched = m.gt_match[rows, t]
-    matched_score = np.where(matched >= 0, boxes.dt_scores[np.maximum(matched, 0)], np.nan)
+    matched_score = np.where(matched >= 0, _at(boxes.dt_scores, matched, np.nan), np.nan)
     found = (matched >= 0) & (matched_score >= operating)
     fixer = tide.gt_fixed_by[rows]
     tide_type = tide.gt_error[rows]
@@ -152,9 +162,9 @@ def _object_units(
     ).astype(object)
     related = np.where(matched >= 0, matched, np.where(error_type != "miss", fixer, -1))
     has = related >= 0
-    iou = np.where(has, paired_iou(boxes.gt_boxes[rows], boxes.dt_boxes[np.maximum(related, 0)]), m.gt_best_iou_any[rows])
+    iou = np.where(has, paired_iou(boxes.gt_boxes[rows], _at(boxes.dt_boxes, related, 0.0)), m.gt_best_iou_any[rows])
     labels = boxes.gt_labels[rows]
-    prediction = np.where(found, labels, np.where(error_type == "cls", boxes.dt_labels[np.maximum(fixer, 0)], BACKGROUND))
+    prediction = np.where(found, labels, np.where(error_type == "cls", _at(boxes.dt_labels, fixer, BACKGROUND), BACKGROUND))
     area = boxes.gt_area[rows]
     return pd.DataFrame({
         "_image": boxes.gt_image[rows],
@@ -165,7 +175,7 @@ def _object_units(
         "object_class": labels.astype(np.int64),
         "correct": found,
         "error_type": error_type,
-        "score": np.where(has, boxes.dt_scores[np.maximum(related, 0)], 0.0),
+        "score": np.where(has, _at(boxes.dt_scores, related, 0.0), 0.0),
         "iou": iou,
         "area": area,
         "size_bin": size_bins(area, config.small_area),
@@ -182,7 +192,7 @@ def _false_positive_units(
     fallback = ~np.isin(tide_type, ("cls", "loc", "both", "dupe", "bkg"))
     tide_type[fallback] = _fallback_fp_type(coco, rows[fallback], config)
     related = tide.dt_gt[rows]
-    label = np.where((related >= 0) & (tide_type == "cls"), boxes.gt_labels[np.maximum(related, 0)], BACKGROUND)
+    label = np.where((related >= 0) & (tide_type == "cls"), _at(boxes.gt_labels, related, BACKGROUND), BACKGROUND)
     area = boxes.dt_xywh[rows, 2] * boxes.dt_xywh[rows, 3]
     return pd.DataFrame({
         "_image": boxes.dt_image[rows],

@@ -57,6 +57,15 @@ def points_bins(points: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(points) < 0, "unknown", bins).astype(object)
 
 
+def _at(values: np.ndarray, index: np.ndarray, fill: float | int) -> np.ndarray:
+    """``values[index]`` where ``index >= 0``, else ``fill`` (also when ``values`` is empty: an epoch
+    without detections)."""
+    out = np.full(len(index), fill, dtype=np.result_type(values.dtype, np.min_scalar_type(fill)))
+    valid = index >= 0
+    out[valid] = values[index[valid]]
+    return out
+
+
 def _within_frame(frame: np.ndarray) -> np.ndarray:
     """Position of each row among the rows of its frame (rows are grouped by frame)."""
     return np.arange(len(frame)) - np.searchsorted(frame, frame, side="left")
@@ -87,23 +96,23 @@ def _objects(group: FrameGroup, m: CenterMatching, rows: np.ndarray, operating: 
     labels = boxes.gt_labels[rows]
     matched = m.gt_match[rows]
     has_match = matched >= 0
-    score = np.where(has_match, boxes.dt_scores[np.maximum(matched, 0)], 0.0)
+    score = np.where(has_match, _at(boxes.dt_scores, matched, 0.0), 0.0)
     found = has_match & (score >= operating)
     other = m.gt_nearest_dt_any[rows]
     other_close = (other >= 0) & (m.gt_nearest_dt_any_dist[rows] < config.match_distance)
-    other_label = boxes.dt_labels[np.maximum(other, 0)]
+    other_label = _at(boxes.dt_labels, other, BACKGROUND)
     confused = ~has_match & other_close & (other_label != labels)
     near = ~has_match & ~confused & (m.gt_nearest_dt_dist[rows] < config.near_distance)
     error_type = np.select([found, has_match, confused, near], ["none", "low_score", "cls", "loc"], "miss").astype(object)
     related = np.select([has_match, confused, near], [matched, other, m.gt_nearest_dt[rows]], -1)
-    score = np.where(related >= 0, boxes.dt_scores[np.maximum(related, 0)], 0.0)
+    score = np.where(related >= 0, _at(boxes.dt_scores, related, 0.0), 0.0)
     distance = np.select(
         [has_match, confused, near],
-        [m.dt_trans_err[np.maximum(matched, 0)], m.gt_nearest_dt_any_dist[rows], m.gt_nearest_dt_dist[rows]],
+        [_at(m.dt_trans_err, matched, np.nan), m.gt_nearest_dt_any_dist[rows], m.gt_nearest_dt_dist[rows]],
         np.where(np.isfinite(m.gt_nearest_dt_any_dist[rows]), m.gt_nearest_dt_any_dist[rows], np.nan),
     )
     tp_errors = {
-        name: np.where(has_match, getattr(m, f"dt_{name}")[np.maximum(matched, 0)], np.nan) for name in TP_ERRORS
+        name: np.where(has_match, _at(getattr(m, f"dt_{name}"), matched, np.nan), np.nan) for name in TP_ERRORS
     }
     return pd.DataFrame({
         "_frame": boxes.gt_frame[rows],
@@ -130,7 +139,7 @@ def _false_positives(group: FrameGroup, m: CenterMatching, rows: np.ndarray, con
     own = boxes.dt_labels[rows]
     nearest_any = m.dt_nearest_gt_any[rows]
     any_close = (nearest_any >= 0) & (m.dt_nearest_gt_any_dist[rows] < config.match_distance)
-    confused = any_close & (boxes.gt_labels[np.maximum(nearest_any, 0)] != own)
+    confused = any_close & (_at(boxes.gt_labels, nearest_any, BACKGROUND) != own)
     same_dist = m.dt_nearest_gt_dist[rows]
     error_type = np.select(
         [confused, same_dist < config.match_distance, same_dist < config.near_distance], ["cls", "dupe", "loc"], "bkg"
@@ -141,7 +150,7 @@ def _false_positives(group: FrameGroup, m: CenterMatching, rows: np.ndarray, con
             boxes.dt_frame[rows], own, np.round(boxes.dt_boxes[rows, :2], 1)
         ),
         "unit_type": "false_positive",
-        "label": np.where(confused, boxes.gt_labels[np.maximum(nearest_any, 0)], BACKGROUND).astype(np.int64),
+        "label": np.where(confused, _at(boxes.gt_labels, nearest_any, BACKGROUND), BACKGROUND).astype(np.int64),
         "prediction": own.astype(np.int64),
         "object_class": own.astype(np.int64),
         "correct": np.zeros(len(rows), bool),

@@ -160,6 +160,12 @@ class UltralyticsYOLOTracer(TorchDetectionTracer):
     def _model_label_names(self) -> list[str] | None:
         return label_names(getattr(self._net, "names", None), self._model_num_classes())
 
+    def _observed_state(self, output: Any, inputs: Any, captured: Mapping[str, Any]) -> Any:
+        raise ConfigurationError(
+            f"{self.family}: the tracer letterboxes the images and runs the network itself, so an output computed "
+            "elsewhere cannot be read; trace with tracer(images, targets, ...)"
+        )
+
     def _run(self, inputs: Any) -> tuple[Any, Any]:
         require_eval(self._net, self.family)
         batched = isinstance(inputs, torch.Tensor) and inputs.ndim == 4

@@ -5,6 +5,7 @@ counts and BEV features, and records one row per frame."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -14,7 +15,14 @@ from torch import nn
 from ml_debugger.core import TraceSession
 from ml_debugger.exceptions import ConfigurationError, TraceValidationError
 from ml_debugger.store import TraceStore
-from ml_debugger.tasks.detection3d import FrameBoxes, Thresholds, make_detection3d_batch, predictions_from, targets_from
+from ml_debugger.tasks.detection3d import (
+    Detection3DBatch,
+    FrameBoxes,
+    Thresholds,
+    make_detection3d_batch,
+    predictions_from,
+    targets_from,
+)
 from ml_debugger.training._torch import to_numpy
 from ml_debugger.training.classification import _distributed_rank
 from ml_debugger.training.detection3d import _mmdet3d, _openpcdet
@@ -113,6 +121,7 @@ class Detection3DTracer:
         self._output_mapping = output_mapping
         source = self._framework.bev_source(model) if record_features and self.bev_features and self.pc_range else None
         self._bev = None if source is None else BEVCapture(*source, self.pc_range)
+        self._watched = False
         self._session = TraceSession(
             model_name, version_name, "detection3d", store=store, rank=_distributed_rank(), strict=strict
         )
@@ -146,7 +155,8 @@ class Detection3DTracer:
             with self._bev.capture():
                 output = self._framework.run(self.model, inputs)
             maps = self._bev.maps(len(frames))
-        self._record(output, targets, frames, hashes, input_ids, maps, dataset_type, n_epoch, global_step)
+        batch = self._batch(output, targets, frames, hashes, input_ids, maps)
+        self._session.record(batch, dataset_type=dataset_type, n_epoch=n_epoch, global_step=global_step)
         return output
 
     def record(
@@ -160,14 +170,29 @@ class Detection3DTracer:
         n_epoch: int | None = None,
         global_step: int | None = None,
     ) -> None:
-        """Record outputs the caller already has (e.g. from a framework's validation loop); no BEV
-        features are recorded since the forward pass was not watched."""
+        """Record outputs the caller already has (e.g. from a framework's validation loop); BEV
+        features are recorded when the forward pass ran inside :meth:`watch`."""
+        batch = self.batch_of(inputs, outputs, targets, input_ids=input_ids)
+        self._session.record(batch, dataset_type=dataset_type, n_epoch=n_epoch, global_step=global_step)
+
+    def watch(self) -> AbstractContextManager[None]:
+        """Keep the BEV maps of a forward pass the caller runs itself (a framework's validation step),
+        for the next :meth:`record` / :meth:`batch_of`; a no-op when no BEV features are recorded."""
+        if self._bev is None:
+            return nullcontext()
+        self._watched = True
+        return self._bev.capture()
+
+    def batch_of(self, inputs: Any, outputs: Any, targets: Any = None, *, input_ids: Any = None) -> Detection3DBatch:
+        """The validated rows of outputs the caller already has, as :meth:`record` records them."""
         frames = self._framework.frames(inputs)
         targets = self._framework.carried_targets(inputs) if targets is None else targets
         input_ids = self._framework.carried_ids(inputs) if input_ids is None else input_ids
-        self._record(outputs, targets, frames, hash_frames(frames), input_ids, None, dataset_type, n_epoch, global_step)
+        maps = self._bev.maps(len(frames)) if self._watched and self._bev is not None else None
+        self._watched = False
+        return self._batch(outputs, targets, frames, hash_frames(frames), input_ids, maps)
 
-    def _record(
+    def _batch(
         self,
         output: Any,
         targets: Any,
@@ -175,10 +200,7 @@ class Detection3DTracer:
         hashes: np.ndarray,
         input_ids: Any,
         maps: Any,
-        dataset_type: str,
-        n_epoch: int | None,
-        global_step: int | None,
-    ) -> None:
+    ) -> Detection3DBatch:
         raw = (
             predictions_from_output(output)
             if self._output_mapping is None
@@ -202,7 +224,7 @@ class Detection3DTracer:
                     predictions[i], features=self._bev.sample(maps, i, predictions[i].boxes[:, :2])
                 )
                 truth[i] = replace(truth[i], features=self._bev.sample(maps, i, truth[i].boxes[:, :2]))
-        batch = make_detection3d_batch(
+        return make_detection3d_batch(
             predictions,
             truth,
             input_hashes=hashes,
@@ -213,7 +235,6 @@ class Detection3DTracer:
             label_names=self.label_names,
             n_classes=self.n_classes,
         )
-        self._session.record(batch, dataset_type=dataset_type, n_epoch=n_epoch, global_step=global_step)
 
     def _select(self, frame: FrameBoxes) -> FrameBoxes:
         """The detections that pass the score threshold, the tracer's NMS (PointPillars) and the

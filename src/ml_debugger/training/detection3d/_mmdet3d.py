@@ -46,8 +46,12 @@ def boxes_to_reference(boxes: Any, legacy: bool | None = None) -> tuple[np.ndarr
     """``(n, 7)`` ``[cx, cy, cz, w, l, h, yaw]`` boxes and, for 9-value boxes, ``(n, 2)``
     velocities of MMDetection3D LiDAR boxes (see the module docstring for the convention)."""
     kind = type(boxes).__name__
-    if kind != "LiDARInstance3DBoxes":
-        raise TraceValidationError(f"3-D boxes must be LiDARInstance3DBoxes (the LiDAR frame); got {kind}")
+    yaw_axis = getattr(boxes, "YAW_AXIS", 2 if kind == "LiDARInstance3DBoxes" else None)  # 0.x boxes lack it
+    if yaw_axis != 2:
+        raise TraceValidationError(
+            f"3-D boxes must be z-up boxes that turn about z (YAW_AXIS 2: LiDARInstance3DBoxes, DepthInstance3DBoxes); "
+            f"got {kind} with YAW_AXIS {yaw_axis} (convert camera boxes with .convert_to(Box3DMode.LIDAR, rt_mat))"
+        )
     legacy = legacy_box_convention() if legacy is None else legacy
     tensor = boxes.tensor.detach().float().cpu()
     centre = boxes.gravity_center.detach().float().cpu().numpy()
