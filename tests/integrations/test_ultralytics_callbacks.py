@@ -91,12 +91,14 @@ def test_standalone_val_is_traced_and_the_validator_restored(data: Path, tmp_pat
     assert callbacks.session is not None and metrics.box.map >= 0
 
 
-def test_dataset_type_and_features_off(data: Path, tmp_path: Path, store: LocalStore) -> None:
+def test_dataset_type_previews_and_features_off(data: Path, tmp_path: Path, store: LocalStore) -> None:
     model = YOLO("yolov8n.yaml")
-    add_mldebugger_callbacks(model, "m", "v1", store=store, dataset_type="holdout", record_features=False)
+    add_mldebugger_callbacks(model, "m", "v1", store=store, dataset_type="holdout", record_features=False,
+                             previews=True)
     _val(model, data, tmp_path)
     rows = read_rows(store)
     assert set(rows["dataset_type"]) == {"holdout"} and "pred_features" not in rows and "image_features" not in rows
+    assert rows["preview"].map(lambda jpeg: jpeg[:2] == b"\xff\xd8").all()  # a JPEG per image
 
 
 def test_a_tracing_failure_warns_once_and_validation_goes_on(data: Path, tmp_path: Path, mld_home: Path) -> None:

@@ -116,6 +116,17 @@ def test_tensor_predictions_and_neck_features(tmp_path: Path) -> None:
     np.testing.assert_allclose(rows.predictions[0].boxes[0], [25, 12.5, 75, 37.5], atol=1e-4)
 
 
+def test_previews_show_the_image_without_the_padding(tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    rows = batch_rows(_preds(), _batch(tmp_path), root=tmp_path, hashes=FileHashes(), thresholds=THRESHOLDS,
+                      label_names=None, previews=True)
+    sizes = [Image.open(io.BytesIO(jpeg)).size for jpeg in rows.previews]
+    assert sizes == [(64, 32), (64, 64)]  # the 100x50 image is 64x32 inside its 64x64 letterbox
+
+
 def test_batched_features_equal_the_tracers_per_image_sampling() -> None:
     from ml_debugger.training.detection._features import sample_at_centres
 

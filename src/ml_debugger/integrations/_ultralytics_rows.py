@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ml_debugger.core import hash_samples
+from ml_debugger.core.previews import encode_previews
 from ml_debugger.exceptions import TraceValidationError
 from ml_debugger.tasks._columns import Thresholds
 from ml_debugger.tasks.detection2d import DetectionBatch, make_detection_batch, predictions_from, targets_from
@@ -149,9 +150,11 @@ def batch_rows(
     thresholds: Thresholds,
     label_names: Sequence[str] | None,
     maps: Sequence[torch.Tensor] | None = None,
+    previews: bool = False,
 ) -> DetectionBatch:
     """The rows of one validation batch (see the module doc); ``maps``: the neck's feature maps of
-    this batch, sampled at box centres as per-box features and pooled as image features."""
+    this batch, sampled at box centres as per-box features and pooled as image features;
+    ``previews``: a JPEG of each image as the model saw it, without the letterbox's padding."""
     check_batch(batch, preds)
     parts = [_prediction_parts(p, i) for i, p in enumerate(preds)]
     counts = [len(b) for b, _, _ in parts]
@@ -170,10 +173,14 @@ def batch_rows(
     features = None
     if maps is not None:  # one sampling for predictions and ground truth together
         features = features_at_centres(maps, [np.concatenate([p[:, :4], g]) for p, g in zip(pred_rows, gt_rows)], size)
-    predictions, targets, sizes = [], [], []
+    predictions, targets, sizes, crops = [], [], [], []
     for i, rows in enumerate(pred_rows):
         ori_shape = [int(v) for v in batch["ori_shape"][i]]
         box = letterbox_of(batch["ratio_pad"][i], ori_shape, size)
+        if previews:
+            top, left = int(round(box.pad_y)), int(round(box.pad_x))
+            bottom, right = top + round(ori_shape[0] * box.gain_y), left + round(ori_shape[1] * box.gain_x)
+            crops.append(batch["img"][i, :, top:bottom, left:right].detach().float().cpu().numpy())
         prediction = {"boxes": undo_letterbox(rows[:, :4], box, ori_shape), "scores": rows[:, 4],
                       "labels": rows[:, 5].astype(np.int64)}
         truth = {"boxes": undo_letterbox(gt_rows[i], box, ori_shape), "labels": gt_classes[i]}
@@ -189,5 +196,5 @@ def batch_rows(
         image_sizes=np.asarray(sizes, np.int64),
         input_ids=np.asarray([image_id(f, root) for f in files], dtype=object),
         image_features=None if maps is None else half_numpy(pooled(maps)),
-        thresholds=thresholds, label_names=label_names,
+        thresholds=thresholds, label_names=label_names, previews=encode_previews(crops) if previews else None,
     )

@@ -13,7 +13,14 @@ from typing import Any
 
 from ml_debugger.core import TraceSession
 from ml_debugger.exceptions import ConfigurationError
-from ml_debugger.integrations._common import RowTag, TracingGuard, check_every_n, check_names, is_due
+from ml_debugger.integrations._common import (
+    RowTag,
+    TracingGuard,
+    check_every_n,
+    check_names,
+    is_due,
+    record_batch,
+)
 
 try:
     import ultralytics  # noqa: F401  (the extra's own package, before the modules that need it)
@@ -79,6 +86,7 @@ class MLDebuggerCallbacks:
         strict: bool = False,
         dataset_type: str | None = None,
         record_features: bool = True,
+        previews: bool = False,
         every_n_epochs: int | None = 1,
         trace_final_validation: bool = True,
     ) -> None:
@@ -89,7 +97,7 @@ class MLDebuggerCallbacks:
         self._session, self._owns_session, self._store = session, session is None, store
         self._guard = TracingGuard("ultralytics", strict=strict)
         self.dataset_type = None if dataset_type is None else validate_name(dataset_type, "dataset_type")
-        self.record_features = record_features
+        self.record_features, self.previews = record_features, previews
         self.every_n_epochs = check_every_n(every_n_epochs, "every_n_epochs")
         self.trace_final_validation = trace_final_validation
         self._trainer: Any = None
@@ -161,11 +169,8 @@ class MLDebuggerCallbacks:
             _, tag, cache = self._captures[id(validator)]
             if not cache:
                 cache.update(self._validation_constants(validator))
-            rows = batch_rows(preds, batch, hashes=self._hashes, maps=maps, **cache)
-            self._session.record(
-                rows, dataset_type=tag.dataset_type, n_epoch=tag.epoch, global_step=tag.global_step,
-                final_validation=tag.final_validation,
-            )
+            rows = batch_rows(preds, batch, hashes=self._hashes, maps=maps, previews=self.previews, **cache)
+            record_batch(self._session, tag, rows)
 
     @staticmethod
     def _validation_constants(validator: Any) -> dict[str, Any]:
@@ -209,6 +214,7 @@ def add_mldebugger_callbacks(
     strict: bool = False,
     dataset_type: str | None = None,
     record_features: bool = True,
+    previews: bool = False,
     every_n_epochs: int | None = 1,
     trace_final_validation: bool = True,
 ) -> MLDebuggerCallbacks:
@@ -223,6 +229,7 @@ def add_mldebugger_callbacks(
         dataset_type: the rows' dataset_type; default the validator's ``split`` (``"val"``).
         record_features: record neck features per box and per image (the detect head's inputs
             sampled at each box centre; pooled).
+        previews: store a small JPEG of each image as the model saw it, for the dashboard (off by default).
         every_n_epochs: trace the validation of every n-th epoch (``(epoch + 1) % n == 0``).
         trace_final_validation: also trace the trainer's final validation of the best weights.
 
@@ -231,6 +238,7 @@ def add_mldebugger_callbacks(
     """
     callbacks = MLDebuggerCallbacks(
         model_name, version_name, session=session, store=store, strict=strict, dataset_type=dataset_type,
-        record_features=record_features, every_n_epochs=every_n_epochs, trace_final_validation=trace_final_validation,
+        record_features=record_features, previews=previews, every_n_epochs=every_n_epochs,
+        trace_final_validation=trace_final_validation,
     )
     return callbacks.attach(model)
