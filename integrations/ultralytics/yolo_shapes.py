@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     offline_ultralytics(Path(tempfile.mkdtemp(prefix="yolo-config-")))
     data = make_dataset(args.out.resolve() / "data")
     metrics = train(data, args.out.resolve() / "runs", "yolo-shapes", "v1", epochs=args.epochs)
-    print(f"Ultralytics' final validation: mAP50-95 {metrics.box.map:.4f}, mAP50 {metrics.box.map50:.4f}")
+    print(f"Ultralytics' final validation: mAP50-95 {metrics.box.map:.4f}, mAP50 {metrics.box.map50:.4f} "
+          "(its boxes unclipped; ml-debugger's map below is COCO's on boxes clipped to the image, which "
+          "is higher while the young model still predicts boxes beyond the image)")
 
     from ml_debugger.evaluator import Evaluator
 
