@@ -300,3 +300,36 @@ def test_issues_per_epoch_and_latest_by_default(store: LocalStore) -> None:
     latest = result.get_issues()
     pd.testing.assert_frame_equal(latest, every[every["epoch"] == 2].reset_index(drop=True))
     assert (latest["ratio"] <= 1).all()
+
+
+def _record_noise(store: LocalStore, version: str, accuracy: float) -> None:
+    """Features with no structure and predictions right on a random ``accuracy`` share of samples."""
+    session = TraceSession("clf", version, "classification", store=store)
+    rng = np.random.default_rng(11)
+    n = 300
+    labels = rng.integers(0, N_CLASSES, n)
+    predicted = np.where(rng.random(n) < accuracy, labels, (labels + 1) % N_CLASSES)
+    session.record(
+        make_classification_batch(np.eye(N_CLASSES)[predicted] * 4, labels,
+                                  input_hashes=np.array([f"{version}-{i}" for i in range(n)], dtype=object),
+                                  features=rng.normal(size=(n, 16))),
+        dataset_type="val", n_epoch=0,
+    )
+    session.wait_for_save()
+
+
+@pytest.mark.parametrize(("accuracy", "says"), [
+    (0.05, "no hotspot can stand out: 94% of its units are errors, so no region can reach 1.5x that rate"),
+    (1.0, "no errors, so no hotspots"),
+])
+def test_an_empty_hotspot_list_says_why(
+    store: LocalStore, capsys: pytest.CaptureFixture[str], accuracy: float, says: str
+) -> None:
+    version = f"acc{int(accuracy * 100)}"
+    _record_noise(store, version, accuracy)
+    result = Evaluator("clf", version, store=store).request_evaluation()
+    assert result.get_hotspots().empty
+    result.get_summary()
+    flat = " ".join(capsys.readouterr().out.split())
+    assert f"val: {says}" in flat
+    assert ("train it further" in flat) == (accuracy < 0.5)

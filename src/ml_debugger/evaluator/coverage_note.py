@@ -54,8 +54,9 @@ def missing_datasets(
 def _unavailable(dataset: str, reference_dataset: str) -> str:
     if dataset == reference_dataset:
         return (
-            f"coverage: without {dataset!r} rows, knn_distance, coverage_percentile (and so "
-            "out_of_coverage, CLS003) and reference_margin of every other dataset at these "
-            f"epochs are measured within that dataset itself, not against {dataset!r}"
+            f"coverage: without {dataset!r} rows, the signals measured against {dataset!r} "
+            "(knn_distance, coverage_percentile and so the out_of_coverage code; for "
+            "classification also reference_margin) of every other dataset at these epochs are "
+            f"measured within that dataset itself; trace {dataset!r} at these epochs to restore them"
         )
     return f"everything for {dataset!r} at these epochs: no metrics, categories, codes or hotspots"

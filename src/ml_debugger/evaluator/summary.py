@@ -66,6 +66,7 @@ def format_summary(result: Result, parts: dict[str, pd.DataFrame]) -> str:
             "by impact = error_coverage x lift (lift = error rate / the split's base error rate)",
             hotspots[HOTSPOT_SHOWN].head(TOP_HOTSPOTS),
         )
+        lines += [_wrap(note) for note in _no_hotspot_notes(result, hotspots)]
         lines += _section(
             "Error codes per category: share of the category's units carrying each code "
             "(a unit can carry several)",
@@ -82,6 +83,32 @@ def format_summary(result: Result, parts: dict[str, pd.DataFrame]) -> str:
                 f"epochs: {committed}). Unavailable: {row.unavailable}."
             ))
     return "\n".join(lines)
+
+
+def _no_hotspot_notes(result: Result, hotspots: pd.DataFrame) -> list[str]:
+    """Why a summarised dataset has no hotspot: errors everywhere (train further) or spread out."""
+    min_lift = float(result.meta.get("config", {}).get("min_cluster_lift", 1.5))
+    samples = latest_rows(result.tables["samples"])
+    notes = []
+    for dataset, rows in samples.groupby("dataset", sort=True):
+        if (hotspots["dataset"] == dataset).any() or not len(rows):
+            continue
+        base = 1.0 - float(rows["correct"].mean())
+        if base == 0:
+            notes.append(f"{dataset}: no errors, so no hotspots.")
+        elif base * min_lift > 1:
+            notes.append(
+                f"{dataset}: no hotspot can stand out: {base:.0%} of its units are errors, so no region "
+                f"can reach {min_lift}x that rate (min_cluster_lift). The model fails almost everywhere; "
+                "train it further, or check the ground-truth format and label mapping, before looking "
+                "for where it fails."
+            )
+        else:
+            notes.append(
+                f"{dataset}: its errors ({base:.0%} of units) are spread out: no region of similar "
+                f"units has {min_lift}x that error rate (min_cluster_lift); read the error codes below."
+            )
+    return notes
 
 
 def _section(title: str, frame: pd.DataFrame) -> list[str]:

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from ml_debugger.core import TraceSession, hash_samples
+from ml_debugger.core.previews import encode_previews
+from ml_debugger.core.writer import TraceBatch
 from ml_debugger.exceptions import ConfigurationError, TraceValidationError
 from ml_debugger.names import validate_name
 from ml_debugger.store import TraceStore
@@ -86,14 +88,15 @@ def open_session(
     store: TraceStore | None,
     strict: bool,
     rank: int | None = None,
+    task: str = "classification",
 ) -> TraceSession:
-    """A new classification session of ``model_name``/``version_name``."""
+    """A new session of ``model_name``/``version_name`` for ``task``."""
     if model_name is None or version_name is None:
         raise ConfigurationError(
             "pass model_name and version_name (or session=TraceSession(...)); "
             f"got model_name={model_name!r}, version_name={version_name!r}"
         )
-    return TraceSession(model_name, version_name, "classification", store=store, rank=rank, strict=strict)
+    return TraceSession(model_name, version_name, task, store=store, rank=rank, strict=strict)
 
 
 def check_names(session: TraceSession | None, model_name: str | None, version_name: str | None) -> None:
@@ -164,6 +167,7 @@ def record_rows(
     ids: np.ndarray | None = None,
     features: np.ndarray | None = None,
     score_type: str = "logits",
+    previews: Sequence[bytes] | None = None,
 ) -> None:
     """Validate one batch of classification rows and record it; hashes come from ``inputs`` unless given."""
     if input_hashes is None:
@@ -171,9 +175,20 @@ def record_rows(
             raise TraceValidationError("record_rows needs input_hashes or the input arrays to hash")
         input_hashes = hash_samples(inputs)
     batch = make_classification_batch(
-        scores, labels, input_hashes=input_hashes, input_ids=ids, features=features, score_type=score_type
+        scores, labels, input_hashes=input_hashes, input_ids=ids, features=features, score_type=score_type,
+        previews=previews,
     )
+    record_batch(session, tag, batch)
+
+
+def record_batch(session: TraceSession, tag: RowTag, batch: TraceBatch) -> None:
+    """Record one validated batch of any task with the tags of ``tag``."""
     session.record(
         batch, dataset_type=tag.dataset_type, n_epoch=tag.epoch, global_step=tag.global_step,
         final_validation=tag.final_validation,
     )
+
+
+def image_previews(images: Sequence[np.ndarray] | np.ndarray, enabled: bool) -> list[bytes] | None:
+    """JPEG previews of a batch of images when ``enabled`` (``previews=True``), else None."""
+    return encode_previews(list(images)) if enabled else None

@@ -3,6 +3,9 @@
 At the end of each traced epoch the callback runs the validation data once through a sub-model
 that outputs both the predictions and a chosen layer's features, and records them with labels
 and ids. Works on every Keras backend (torch needs no TensorFlow); tf.data needs TensorFlow.
+A KerasCV / KerasHub-style detector (or ``task="detection2d"`` with ``output_mapping``) is traced as a
+2-D detector: the same pass goes through its detection tracer, which decodes the raw head outputs
+with the model's own ``decode_predictions``.
 """
 
 from __future__ import annotations
@@ -21,9 +24,20 @@ from ml_debugger.integrations._common import (
     TracingGuard,
     check_every_n,
     check_names,
+    image_previews,
     is_due,
     open_session,
     record_rows,
+)
+from ml_debugger.integrations._detection import (
+    DETECTION,
+    DetectionOptions,
+    check_task,
+    count_targets,
+    is_padded,
+    padded_targets,
+    slice_targets,
+    task_of,
 )
 from ml_debugger.names import validate_name
 from ml_debugger.store import TraceStore
@@ -44,6 +58,34 @@ def iter_batches(data: Any, batch_size: int) -> Iterator[Batch]:
             part = slice(start, start + batch_size)
             yield keras.tree.map_structure(lambda a, part=part: a[part], x), y[part], ids[part]
         return
+    position = 0
+    for x, y in _stream(data):
+        y = np.asarray(y)
+        yield x, y, np.arange(position, position + len(y))
+        position += len(y)
+
+
+def iter_detection_batches(data: Any, batch_size: int) -> Iterator[tuple[Any, Any, np.ndarray]]:
+    """``(images, targets, ids)`` batches of ``(images, targets)`` / ``(images, targets, ids)``, a
+    PyDataset or a tf.data dataset; targets as a list of per-image dicts, a dict of per-image lists
+    or a KerasCV / KerasHub padded dict (ids are positions when the data carries none)."""
+    if isinstance(data, tuple) and len(data) in (2, 3):
+        x, targets = data[0], data[1]
+        count = count_targets(targets)
+        ids = np.asarray(data[2]) if len(data) == 3 else np.arange(count)
+        for start in range(0, count, batch_size):
+            part = slice(start, start + batch_size)
+            yield keras.tree.map_structure(lambda a, part=part: a[part], x), slice_targets(targets, part), ids[part]
+        return
+    position = 0
+    for x, targets in _stream(data):
+        count = count_targets(targets)
+        yield x, targets, np.arange(position, position + count)
+        position += count
+
+
+def _stream(data: Any) -> Iterator[tuple[Any, Any]]:
+    """The ``(x, y)`` batches of a PyDataset or tf.data dataset (a third item, a sample weight, dropped)."""
     if isinstance(data, keras.utils.PyDataset):
         batches = (data[i] for i in range(data.num_batches))
     elif hasattr(data, "as_numpy_iterator"):  # tf.data.Dataset, only where TensorFlow is installed
@@ -53,13 +95,10 @@ def iter_batches(data: Any, batch_size: int) -> Iterator[Batch]:
             f"validation_data must be an (x, y) or (x, y, ids) tuple, a keras.utils.PyDataset or a tf.data "
             f"dataset; got {type(data).__name__}"
         )
-    position = 0
     for batch in batches:
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise TraceValidationError(f"a batch of validation_data must be (x, y[, sample_weight]); got {type(batch).__name__}")
-        y = np.asarray(batch[1])
-        yield batch[0], y, np.arange(position, position + len(y))
-        position += len(y)
+        yield batch[0], batch[1]
 
 
 def default_feature_tensor(model: keras.Model) -> Any:
@@ -94,6 +133,17 @@ class MLDebuggerCallback(keras.callbacks.Callback):
         every_n_epochs: trace every n-th epoch (``(epoch + 1) % n == 0``).
         train_data, trace_train_every_n_epochs: also trace ``train_data`` (same formats) as
             dataset_type ``"train"`` every n-th epoch, so coverage signals have a reference.
+        previews: store a small JPEG of each image input for the dashboard (off by default).
+        task: ``"classification"``, ``"detection2d"`` or None: detection for a KerasCV / KerasHub-style
+            detector (a ``bounding_box_format`` and a prediction decoder).
+        score_thresh, iou_thresh, max_detections_per_image, output_mapping, label_names,
+            num_classes: detection options, as `ObjectDetectionTracer` takes them.
+
+    For detection, ``validation_data`` is ``(images, targets)`` or ``(images, targets, ids)`` (or a
+    PyDataset / tf.data dataset of ``(images, targets)`` batches) with targets as a list of
+    per-image ``{"boxes": xyxy pixels, "labels"}``, a dict of per-image lists, or KerasCV /
+    KerasHub's padded ``{"boxes": (n, max, 4) in the model's bounding_box_format, "labels"}``
+    (-1 pads).
     """
 
     def __init__(
@@ -113,8 +163,22 @@ class MLDebuggerCallback(keras.callbacks.Callback):
         every_n_epochs: int | None = 1,
         train_data: Any = None,
         trace_train_every_n_epochs: int | None = None,
+        previews: bool = False,
+        task: str | None = None,
+        score_thresh: float | None = None,
+        iou_thresh: float | None = None,
+        max_detections_per_image: int | None = None,
+        output_mapping: Any = None,
+        label_names: list[str] | None = None,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
+        self.task, self.previews = check_task(task), previews
+        self._detection = DetectionOptions(
+            score_thresh, iou_thresh, max_detections_per_image, output_mapping, label_names, num_classes,
+            record_features, previews,
+        )
+        self._tracer: Any = None
         if validation_data is None:
             raise ConfigurationError("validation_data is required: (x, y), (x, y, ids), a PyDataset or a tf.data dataset")
         if trace_train_every_n_epochs and train_data is None:
@@ -131,9 +195,15 @@ class MLDebuggerCallback(keras.callbacks.Callback):
         self._probe: keras.Model | None = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        if self._session is None:
-            with self._guard("starting the trace session"):
-                self._session = open_session(*self._names, store=self._store, strict=self._guard.strict)
+        with self._guard("starting the trace session"):
+            task = task_of(self.model, self.task)
+            if self._session is None:
+                self._session = open_session(*self._names, store=self._store, strict=self._guard.strict, task=task)
+            elif self._session.task != task:
+                raise ConfigurationError(f"the session is of task {self._session.task!r} but the model is traced as {task!r}")
+            stale = self._tracer is None or self._tracer.model is not self.model or self._tracer.session is not self._session
+            if task == DETECTION and stale:
+                self._tracer = self._detection.tracer(self.model, self._session)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         due = [(name, data) for name, (data, every) in self.splits.items() if is_due(epoch, every)]
@@ -152,6 +222,9 @@ class MLDebuggerCallback(keras.callbacks.Callback):
             self._session = None
 
     def _trace(self, data: Any, tag: RowTag) -> None:
+        if self._tracer is not None:
+            self._trace_detections(data, tag)
+            return
         probe = self._probe_model()
         score_type = self.score_type or output_score_type(self.model)
         for x, labels, ids in iter_batches(data, self.batch_size):
@@ -161,7 +234,23 @@ class MLDebuggerCallback(keras.callbacks.Callback):
             record_rows(
                 self._session, tag, scores=np.asarray(scores), labels=labels, inputs=inputs, ids=ids,
                 features=None if features is None else np.asarray(features), score_type=score_type,
+                previews=image_previews(inputs[0], self.previews),
             )
+
+    def _trace_detections(self, data: Any, tag: RowTag) -> None:
+        """One pass of ``data`` through the detection tracer (``model(images, training=False)``, decoded)."""
+        box_format = getattr(self.model, "bounding_box_format", None)
+        for x, targets, ids in iter_detection_batches(data, self.batch_size):
+            if is_padded(targets):
+                if not isinstance(box_format, str):
+                    raise ConfigurationError("padded targets need the model's bounding_box_format; pass per-image dicts")
+                images = np.asarray(keras.ops.convert_to_numpy(x))
+                channels_last = keras.config.image_data_format() == "channels_last"
+                height, width = images.shape[1:3] if channels_last else images.shape[2:4]
+                sizes = np.tile([width, height], (len(images), 1))
+                targets = padded_targets(targets, box_format, sizes)
+            self._tracer(x, targets, input_ids=ids, dataset_type=tag.dataset_type, n_epoch=tag.epoch,
+                         global_step=tag.global_step)
 
     def _probe_model(self) -> keras.Model:
         """A sub-model sharing the model's weights that outputs the predictions (and features)."""

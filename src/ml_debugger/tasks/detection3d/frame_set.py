@@ -113,7 +113,12 @@ class FrameSet:
         self._set("dt_scores", scores)
 
     def _set(self, name: str, value: np.ndarray) -> None:
-        value = np.array(value, copy=True)
+        """Store ``value`` read-only; a copy when it may be (a view of) the caller's array."""
+        given = getattr(self, name, None)  # what the caller passed (None for the derived fields)
+        fresh = given is None or isinstance(given, (list, tuple)) or (
+            isinstance(given, np.ndarray) and not np.may_share_memory(value, given)
+        )
+        value = value if fresh and value is not given else np.array(value, copy=True)
         value.setflags(write=False)
         object.__setattr__(self, name, value)
 
@@ -258,10 +263,16 @@ def _boxes(values: object, name: str) -> np.ndarray:
 
 
 def _attributes(values: object, name: str, n: int) -> np.ndarray:
+    """Names as an object array, ``None`` as ``""``; checked on the distinct values (hashed)."""
     if values is None:
         return np.full(n, "", dtype=object)
     array = _column(np.asarray(values, dtype=object), name, n)
-    bad = [v for v in array if v is not None and not isinstance(v, str)]
+    none = np.equal(array, None)
+    try:
+        distinct = pd.unique(array[~none])
+    except TypeError:  # an unhashable value: check them one by one
+        distinct = array[~none]
+    bad = [v for v in distinct if not isinstance(v, str)]
     if bad:
         raise ConfigurationError(f"{name} must hold strings or None; got {type(bad[0]).__name__}")
-    return np.array(["" if v is None else v for v in array], dtype=object)
+    return np.where(none, "", array)

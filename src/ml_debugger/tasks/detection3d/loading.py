@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ml_debugger.evaluator.loading import latest_rows
-from ml_debugger.tasks._columns import label_names, list_features, list_values, vector_features
+from ml_debugger.tasks._columns import label_names, list_features, list_values, take_rows, vector_features
 from ml_debugger.tasks.detection3d.frame_set import FrameSet
 
 FRAME_COLUMNS = ("input_id", "input_hash", "global_step")
@@ -62,9 +63,14 @@ def _optional_counts(table: pa.Table, name: str, n: int) -> np.ndarray:
 
 
 def _optional_names(table: pa.Table, name: str, n: int) -> np.ndarray | None:
+    """The names of a list-of-strings column as an object array, null as ``""`` (decoded by
+    dictionary: one Python string per distinct name)."""
     if name not in table.column_names:
         return None
-    return np.asarray(list_values(table.column(name))[0], dtype=object)
+    column = table.column(name)
+    encoded = pc.list_flatten(column.combine_chunks()).dictionary_encode()
+    names = np.array([*encoded.dictionary.to_pylist(), ""], dtype=object)
+    return names[encoded.indices.fill_null(len(names) - 1).to_numpy(zero_copy_only=False)]
 
 
 def _group(table: pa.Table, dataset: str, epoch: int) -> FrameGroup:
@@ -100,13 +106,13 @@ def load_detection3d_data(table: pa.Table) -> Detection3DData:
     """De-duplicate stored rows on ``(input_id, dataset_type, epoch)`` (the latest wins, as for
     every task) and group them by dataset and epoch, frames in their stored order."""
     rows = latest_rows(table)
-    kept = table.take(pa.array(rows))
+    kept = take_rows(table, rows)
     keys = pd.DataFrame({
         "dataset": kept.column("dataset_type").to_numpy(zero_copy_only=False),
         "epoch": kept.column("epoch").to_numpy().astype(np.int64),
     })
     groups = [
-        _group(kept.take(pa.array(np.sort(positions))), str(dataset), int(epoch))
+        _group(take_rows(kept, np.sort(positions)), str(dataset), int(epoch))
         for (dataset, epoch), positions in keys.groupby(["dataset", "epoch"], sort=True).indices.items()
     ]
     return Detection3DData(

@@ -3,6 +3,6 @@ tracer (a `DetectionTracer`). Importing this package imports no training framewo
 adapter (and its framework) is imported when a model of that family is traced."""
 
 from ml_debugger.training.detection._base import DetectionTracer
-from ml_debugger.training.detection._factory import ObjectDetectionTracer
+from ml_debugger.training.detection._factory import ObjectDetectionTracer, detector_class
 
-__all__ = ["DetectionTracer", "ObjectDetectionTracer"]
+__all__ = ["DetectionTracer", "ObjectDetectionTracer", "detector_class"]

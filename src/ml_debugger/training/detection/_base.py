@@ -11,7 +11,8 @@ import dataclasses
 import math
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -22,6 +23,7 @@ from ml_debugger.core.previews import encode_previews
 from ml_debugger.exceptions import ConfigurationError, TraceValidationError
 from ml_debugger.store import TraceStore
 from ml_debugger.tasks.detection2d import (
+    DetectionBatch,
     ImageTargets,
     Thresholds,
     make_detection_batch,
@@ -65,7 +67,9 @@ class DetectionTracer:
 
     ``tracer(inputs, targets, input_ids=..., dataset_type=..., n_epoch=...)`` runs the model,
     records one row per image and returns the model's own output unchanged;
-    ``tracer.record(predictions, targets, ...)`` records predictions made elsewhere.
+    ``tracer.record(predictions, targets, ...)`` records predictions made elsewhere;
+    ``tracer.observe(output, inputs, targets, ...)`` records an output the model already gave
+    (a framework callback's way: no second forward pass).
 
     Attributes:
         family: the model family this tracer reads (``"torchvision Faster R-CNN"``).
@@ -82,8 +86,8 @@ class DetectionTracer:
     def __init__(
         self,
         model: Any,
-        model_name: str,
-        version_name: str,
+        model_name: str | None,
+        version_name: str | None,
         score_thresh: float | None = None,
         iou_thresh: float | None = None,
         max_detections_per_image: int | None = None,
@@ -94,6 +98,7 @@ class DetectionTracer:
         num_classes: int | None = None,
         strict: bool = False,
         store: TraceStore | None = None,
+        session: TraceSession | None = None,
     ) -> None:
         self.model = model
         self.record_features = record_features
@@ -104,9 +109,11 @@ class DetectionTracer:
         names = label_names if label_names is not None else self._model_label_names()
         self.label_names = None if names is None else tuple(str(n) for n in names)
         self._warned_sizes = False
-        self._session = TraceSession(
-            model_name, version_name, "detection2d", store=store, rank=self._rank(), strict=strict
-        )
+        if session is None:
+            session = TraceSession(model_name, version_name, "detection2d", store=store, rank=self._rank(), strict=strict)
+        elif session.task != "detection2d":
+            raise ConfigurationError(f"session must be a detection2d TraceSession; got one of task {session.task!r}")
+        self._session = session
 
     # -- what the tracer exposes ---------------------------------------------------------------
 
@@ -161,14 +168,65 @@ class DetectionTracer:
         images = self._read_images(inputs)
         truth = self._read_targets(targets, len(images))
         output, state = self._run(inputs)
-        adapted = self._adapt(output, state, images, truth)
-        predictions = [self._finish(p, size) for p, size in zip(adapted.predictions, images.sizes)]
-        self._record(
-            predictions, truth, images.sizes, images.hashes, ids_to_numpy(input_ids),
-            adapted.image_features, adapted.gt_features, dataset_type, n_epoch, global_step,
-            previews=encode_previews(images.pixels) if self.previews else None,
-        )
+        batch = self._adapted_batch(output, state, images, truth, input_ids)
+        self._session.record(batch, dataset_type=dataset_type, n_epoch=n_epoch, global_step=global_step)
         return output
+
+    @contextmanager
+    def watching(self) -> Iterator[dict[str, Any]]:
+        """Keep what the family reads besides the output (features) while the model runs inside
+        the block; yields the dict to pass as ``state=`` to `observe` / `batch_from_output`."""
+        with self._armed() as state:
+            yield state
+
+    def batch_from_output(
+        self,
+        output: Any,
+        inputs: Any,
+        targets: Any,
+        *,
+        state: Mapping[str, Any] | None = None,
+        input_ids: Any = None,
+        image_sizes: Any = None,
+    ) -> DetectionBatch:
+        """The detection batch of an output the model already gave for ``inputs`` (not recorded).
+
+        Args:
+            output: what the model returned (read through the family's adapter, never modified).
+            inputs, targets, input_ids: as for ``__call__``.
+            state: what `watching` kept during that forward pass (features); None records none.
+            image_sizes: ``(batch, 2)`` width, height to record instead of the input's sizes,
+                for families whose boxes are relative to the image (DETR): the original images'
+                sizes, as a post-processor's ``target_sizes``.
+        """
+        images = self._read_images(inputs)
+        if image_sizes is not None:
+            sizes = np.asarray(to_numpy(image_sizes), dtype=np.int64).reshape(-1, 2)
+            if len(sizes) != len(images):
+                raise TraceValidationError(f"image_sizes has {len(sizes)} rows but the inputs have {len(images)} images")
+            images = dataclasses.replace(images, sizes=sizes)
+        truth = self._read_targets(targets, len(images))
+        return self._adapted_batch(output, self._observed_state(output, inputs, state or {}), images, truth, input_ids)
+
+    def observe(
+        self,
+        output: Any,
+        inputs: Any,
+        targets: Any,
+        *,
+        state: Mapping[str, Any] | None = None,
+        input_ids: Any = None,
+        image_sizes: Any = None,
+        dataset_type: str = "val",
+        n_epoch: int | None = None,
+        global_step: int | None = None,
+    ) -> None:
+        """Record an output the model already gave for ``inputs`` (no second forward pass); the
+        arguments are those of `batch_from_output` and the row tags of ``__call__``."""
+        batch = self.batch_from_output(
+            output, inputs, targets, state=state, input_ids=input_ids, image_sizes=image_sizes
+        )
+        self._session.record(batch, dataset_type=dataset_type, n_epoch=n_epoch, global_step=global_step)
 
     def record(
         self,
@@ -210,7 +268,8 @@ class DetectionTracer:
         else:
             hashes = id_hashes(ids)
         sizes = self._extent_sizes(raw, truth) if image_sizes is None else to_numpy(image_sizes)
-        self._record(raw, truth, sizes, hashes, ids, None, None, dataset_type, n_epoch, global_step)
+        batch = self._make_batch(raw, truth, sizes, hashes, ids, None, None)
+        self._session.record(batch, dataset_type=dataset_type, n_epoch=n_epoch, global_step=global_step)
 
     def flush(self) -> None:
         """Block until everything traced so far is written to disk (not yet committed)."""
@@ -259,6 +318,15 @@ class DetectionTracer:
         """Read a copy of the model's output (never modify it)."""
         raise NotImplementedError
 
+    @contextmanager
+    def _armed(self) -> Iterator[dict[str, Any]]:
+        """Hooks that keep what `_adapt` reads besides the output, during the block (none here)."""
+        yield {}
+
+    def _observed_state(self, output: Any, inputs: Any, captured: Mapping[str, Any]) -> Any:
+        """The ``state`` `_adapt` reads for an output the model gave outside `_run`."""
+        return captured
+
     # -- shared steps ----------------------------------------------------------------------------
 
     def _read_targets(self, targets: Any, batch: int) -> list[ImageTargets]:
@@ -298,7 +366,18 @@ class DetectionTracer:
             sizes.append([max(math.ceil(far[0]), 1), max(math.ceil(far[1]), 1)])
         return np.asarray(sizes, np.int64)
 
-    def _record(
+    def _adapted_batch(
+        self, output: Any, state: Any, images: ImageBatch, truth: list[ImageTargets], input_ids: Any
+    ) -> DetectionBatch:
+        adapted = self._adapt(output, state, images, truth)
+        predictions = [self._finish(p, size) for p, size in zip(adapted.predictions, images.sizes)]
+        return self._make_batch(
+            predictions, truth, images.sizes, images.hashes, ids_to_numpy(input_ids),
+            adapted.image_features, adapted.gt_features,
+            previews=encode_previews(images.pixels) if self.previews else None,
+        )
+
+    def _make_batch(
         self,
         raw: list[Any],
         truth: list[ImageTargets],
@@ -307,20 +386,16 @@ class DetectionTracer:
         ids: np.ndarray | None,
         image_features: np.ndarray | None,
         gt_features: list[np.ndarray] | None,
-        dataset_type: str,
-        n_epoch: int | None,
-        global_step: int | None,
         previews: list[bytes] | None = None,
-    ) -> None:
+    ) -> DetectionBatch:
         predictions = predictions_from(raw)
         if gt_features is not None:
             truth = [dataclasses.replace(t, features=f) for t, f in zip(truth, gt_features)]
-        batch = make_detection_batch(
+        return make_detection_batch(
             predictions, truth, input_hashes=hashes, image_sizes=sizes, input_ids=ids,
             image_features=image_features, thresholds=self._thresholds, label_names=self.label_names,
             previews=previews,
         )
-        self._session.record(batch, dataset_type=dataset_type, n_epoch=n_epoch, global_step=global_step)
 
 
 class PredictionsTracer(DetectionTracer):

@@ -11,7 +11,8 @@ box centre; image feature: that map pooled.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -65,10 +66,16 @@ class CenterNetTracer(TorchDetectionTracer):
         classes = heads.get("hm") if isinstance(heads, Mapping) else None
         return classes if isinstance(classes, int) else None
 
-    def _run(self, inputs: Any) -> tuple[Any, Any]:
+    @contextmanager
+    def _armed(self) -> Iterator[dict[str, Any]]:
         if self._capture is None:
-            return self._forward(inputs), {}
+            yield {}
+            return
         with self._capture.armed() as captured:
+            yield captured
+
+    def _run(self, inputs: Any) -> tuple[Any, Any]:
+        with self._armed() as captured:
             output = self._forward(inputs)
         return output, captured
 

@@ -11,7 +11,8 @@ of each kept query; image feature: the pooled encoder output (Hugging Face) or b
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import torch
@@ -98,10 +99,16 @@ class DETRTracer(TorchDetectionTracer):
         queries = self.model.config.num_queries if self._hf else getattr(self.model, "num_queries", None)
         return Thresholds(max_detections=queries if self.scoring == "softmax" and isinstance(queries, int) else None)
 
-    def _run(self, inputs: Any) -> tuple[Any, Any]:
+    @contextmanager
+    def _armed(self) -> Iterator[dict[str, Any]]:
         if self._capture is None:
-            return self._forward(inputs), {}
+            yield {}
+            return
         with self._capture.armed() as captured:
+            yield captured
+
+    def _run(self, inputs: Any) -> tuple[Any, Any]:
+        with self._armed() as captured:
             output = self._forward(inputs)
         return output, captured
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ml_debugger.core import TraceSession
 from ml_debugger.exceptions import ConfigurationError
 from ml_debugger.store import TraceStore
 from ml_debugger.training.detection._base import DetectionTracer, PredictionsTracer
@@ -46,7 +47,7 @@ def _unrecognised(model: Any, found: str) -> ConfigurationError:
     )
 
 
-def _torch_tracer(model: Any) -> type[DetectionTracer]:
+def _torch_family(model: Any) -> type[DetectionTracer] | None:
     roots = _roots(model)
     if "ultralytics" in roots:
         from ml_debugger.training.detection._ultralytics import UltralyticsYOLOTracer
@@ -66,14 +67,34 @@ def _torch_tracer(model: Any) -> type[DetectionTracer]:
     )
 
     if "transformers" in roots:
-        tracer = hf_detr_class(model)
-        if tracer is None:
-            raise _unrecognised(model, "this Hugging Face model")
-        return tracer
+        return hf_detr_class(model)
     if is_fb_detr(model):
         return fb_detr_class(model)
     if is_centernet(model):
         return CenterNetTracer
+    return None
+
+
+def detector_class(model: Any) -> type[DetectionTracer] | None:
+    """The tracer class of a detector of a recognised family, or None (no detector built, nothing
+    run). Unlike `ObjectDetectionTracer`, this has no catch-all: a torch module of no known family
+    (which the factory reads as torchvision-format) or a plain TensorFlow callable gives None."""
+    framework = framework_of(model)
+    if framework == "keras":
+        from ml_debugger.training.detection._keras import KerasCVTracer, is_kerascv
+
+        return KerasCVTracer if is_kerascv(model) else None
+    if framework == "torch":
+        return _torch_family(model)
+    return None
+
+
+def _torch_tracer(model: Any) -> type[DetectionTracer]:
+    tracer = _torch_family(model)
+    if tracer is not None:
+        return tracer
+    if "transformers" in _roots(model):
+        raise _unrecognised(model, "this Hugging Face model")
     from ml_debugger.training.detection._torchvision import TorchvisionStyleTracer
 
     return TorchvisionStyleTracer
@@ -81,8 +102,8 @@ def _torch_tracer(model: Any) -> type[DetectionTracer]:
 
 def ObjectDetectionTracer(
     model: Any,
-    model_name: str,
-    version_name: str,
+    model_name: str | None = None,
+    version_name: str | None = None,
     score_thresh: float | None = None,
     iou_thresh: float | None = None,
     max_detections_per_image: int | None = None,
@@ -94,6 +115,7 @@ def ObjectDetectionTracer(
     num_classes: int | None = None,
     strict: bool = False,
     store: TraceStore | None = None,
+    session: TraceSession | None = None,
 ) -> DetectionTracer:
     """The tracer of a 2-D object detector: finds the framework and family, returns its tracer.
 
@@ -123,6 +145,8 @@ def ObjectDetectionTracer(
             the model where it has one).
         strict: raise instead of warning on non-finite model outputs.
         store: a store to write to; by default the one the environment selects (``MLD_HOME``).
+        session: a ready detection2d :class:`TraceSession` to record into instead of opening one
+            (then the names, ``store`` and ``strict`` are the session's).
 
     Raises:
         ConfigurationError: the model is of no supported family and no ``output_mapping`` is
@@ -130,7 +154,7 @@ def ObjectDetectionTracer(
     """
     options: dict[str, Any] = {
         "record_features": record_features, "previews": previews, "label_names": label_names, "num_classes": num_classes,
-        "strict": strict, "store": store,
+        "strict": strict, "store": store, "session": session,
     }
     thresholds = (score_thresh, iou_thresh, max_detections_per_image)
     if model is None:

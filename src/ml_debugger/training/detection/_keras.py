@@ -77,15 +77,19 @@ class KerasCVTracer(DetectionTracer):
 
     def _run(self, inputs: Any) -> tuple[Any, Any]:
         output = self.model(inputs, training=False)
+        return output, self._observed_state(output, inputs, {})
+
+    def _observed_state(self, output: Any, inputs: Any, captured: Mapping[str, Any]) -> Any:
+        """The decoded detections: the output itself when already decoded, else ``decode_predictions``."""
         if _is_decoded(output):
-            return output, output
+            return output
         decode = getattr(self.model, "decode_predictions", None)
         if decode is None:
             raise ConfigurationError(
                 f"the KerasCV / KerasHub-style model returned {type(output).__name__} and has no decode_predictions; "
                 f"{MAPPING_HELP}"
             )
-        return output, decode(output, inputs)
+        return decode(output, inputs)
 
     def _adapt(self, output: Any, state: Any, images: ImageBatch, targets: list[ImageTargets]) -> Adapted:
         mapping = OutputMapping({

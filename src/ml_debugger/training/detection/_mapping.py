@@ -170,6 +170,9 @@ class MappedOutputTracer(DetectionTracer):
     def _adapt(self, output: Any, state: Any, images: ImageBatch, targets: list[ImageTargets]) -> Adapted:
         return Adapted(self._mapping.read(output, state, images))
 
+    def _observed_state(self, output: Any, inputs: Any, captured: Mapping[str, Any]) -> Any:
+        return inputs
+
 
 def _is_torch_module(model: Any) -> bool:
     import torch

@@ -9,7 +9,8 @@ batch) and the backbone's feature maps, and the tracer maps boxes into the resiz
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -102,11 +103,17 @@ class TorchvisionTracer(TorchvisionStyleTracer):
         value = getattr(head, "num_classes", getattr(head, "num_columns", None))
         return value if isinstance(value, int) else None
 
+    @contextmanager
+    def _armed(self) -> Iterator[dict[str, Any]]:
+        if self._capture is None:
+            yield {}
+            return
+        with self._capture.armed() as captured:
+            yield captured
+
     def _run(self, inputs: Any) -> tuple[Any, Any]:
         require_eval(self.model, self.family)
-        if self._capture is None:
-            return self._forward(inputs), None
-        with self._capture.armed() as captured:
+        with self._armed() as captured:
             output = self._forward(inputs)
         return output, captured
 

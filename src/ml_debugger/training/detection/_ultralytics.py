@@ -95,6 +95,22 @@ def letterbox(images: list[torch.Tensor], size: tuple[int, int], stride: int) ->
     return torch.stack(out), params
 
 
+def check_version() -> None:
+    """ConfigurationError unless the installed Ultralytics is ``MIN_VERSION`` or newer."""
+    if _version(ultralytics.__version__) < MIN_VERSION:
+        raise ConfigurationError(
+            f"Ultralytics {ultralytics.__version__} is too old; ml-debugger needs {'.'.join(map(str, MIN_VERSION))} "
+            "or newer"
+        )
+
+
+def label_names(names: Any, count: int) -> list[str] | None:
+    """Ultralytics' ``names`` (a dict ``{id: name}`` or a list) as the name of class ``i`` at position ``i``."""
+    if isinstance(names, Mapping):
+        return [str(names.get(i, i)) for i in range(count)]
+    return None if names is None else [str(n) for n in names]
+
+
 def _settings(model: Any, net: DetectionModel) -> dict[str, Any]:
     """The model's settings: its args (training args of a checkpoint), then the YOLO object's overrides."""
     args = getattr(net, "args", None) or {}
@@ -105,8 +121,7 @@ def _settings(model: Any, net: DetectionModel) -> dict[str, Any]:
 
 def detection_model(model: nn.Module) -> DetectionModel:
     """The ``DetectionModel`` of a YOLO object (or the model itself); ConfigurationError otherwise."""
-    if _version(ultralytics.__version__) < MIN_VERSION:
-        raise ConfigurationError(f"Ultralytics {ultralytics.__version__} is too old; the tracer needs 8.1 or newer")
+    check_version()
     net = model.model if isinstance(model, Model) else model
     head = net.model[-1] if isinstance(net, DetectionModel) else None
     if not isinstance(head, Detect) or isinstance(head, OBB):
@@ -143,10 +158,13 @@ class UltralyticsYOLOTracer(TorchDetectionTracer):
         return int(self._net.model[-1].nc)
 
     def _model_label_names(self) -> list[str] | None:
-        names = getattr(self._net, "names", None)
-        if isinstance(names, Mapping):
-            return [str(names.get(i, i)) for i in range(self._model_num_classes())]
-        return None if names is None else list(names)
+        return label_names(getattr(self._net, "names", None), self._model_num_classes())
+
+    def _observed_state(self, output: Any, inputs: Any, captured: Mapping[str, Any]) -> Any:
+        raise ConfigurationError(
+            f"{self.family}: the tracer letterboxes the images and runs the network itself, so an output computed "
+            "elsewhere cannot be read; trace with tracer(images, targets, ...)"
+        )
 
     def _run(self, inputs: Any) -> tuple[Any, Any]:
         require_eval(self._net, self.family)
