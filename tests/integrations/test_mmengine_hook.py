@@ -69,6 +69,13 @@ def test_validation_and_test_loops_are_traced_per_epoch(tmp_path: Path, mld_home
     assert LocalStore(mld_home).committed_epochs("boring", "v1") == [1, 2]
 
 
+def test_a_validation_run_without_training_is_epoch_0_and_final(tmp_path: Path, mld_home: Path) -> None:
+    boring_runner(tmp_path, [MLDebuggerHook("boring", "v1", task="detection2d")], test=False).val()
+    rows = traces(mld_home)
+    assert rows["epoch"].tolist() == [0] * N_VAL and rows["final_validation"].all()
+    assert rows["global_step"].isna().all()
+
+
 def test_iteration_based_training_tags_rows_with_the_iteration(tmp_path: Path, mld_home: Path) -> None:
     boring_runner(tmp_path, [MLDebuggerHook("boring", "v1")], iterations=4, test=False).train()
     assert traces(mld_home).groupby("epoch").size().to_dict() == {2: N_VAL, 4: N_VAL}
@@ -119,6 +126,20 @@ def test_sample_plan_drops_exactly_the_padding_default_sampler_adds(size: int, w
             assert indices.tolist() == [i for i, k in zip(mine[start:start + 2], keep) if k]
             seen += indices.tolist()
     assert sorted(seen) == list(range(size))
+
+
+def test_subset_keeps_the_same_samples_of_inputs_and_data_samples() -> None:
+    import torch
+
+    from ml_debugger.integrations.mmengine._batches import subset
+
+    points = [torch.full((3, 4), float(i)) for i in range(3)]
+    data_batch = {"inputs": {"points": points, "img": torch.zeros(3, 2, 2)}, "data_samples": ["a", "b", "c"]}
+    kept, outputs = subset(data_batch, ["A", "B", "C"], np.array([True, False, True]))
+    assert [p[0, 0].item() for p in kept["inputs"]["points"]] == [0.0, 2.0] and kept["inputs"]["img"].shape[0] == 2
+    assert kept["data_samples"] == ["a", "c"] and outputs == ["A", "C"]
+    with pytest.raises(TraceValidationError, match="returned 2 data samples for a batch of 3"):
+        subset(data_batch, ["A", "B"], np.array([True, False, True]))
 
 
 def test_importing_without_mmengine_names_the_extra() -> None:

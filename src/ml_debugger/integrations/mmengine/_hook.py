@@ -166,12 +166,11 @@ class MLDebuggerHook(Hook):
         if self._loop is None:
             return
         with self._guard("tracing a batch"):
-            try:
-                if self._rows is None:
-                    self._open(runner, self.task or task_of(outputs, required=True))
-            finally:
-                self._watching.close()
+            self._watching.close()
+            # Advance the sample plan first, so that a batch that fails to trace keeps the next ones in place.
             keep, indices = (None, None) if self._plan is None else self._plan.take(len(outputs))
+            if self._rows is None:
+                self._open(runner, self.task or task_of(outputs, required=True))
             if keep is not None and not keep.all():
                 data_batch, outputs = subset(data_batch, outputs, keep)
             if len(outputs) == 0:
