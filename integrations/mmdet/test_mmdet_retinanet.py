@@ -3,11 +3,13 @@ lines) for 2 epochs on generated COCO-layout images, then evaluates what the hoo
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("mmdet", reason="needs MMDetection: pip install 'ml-debugger[mmengine]'")
 try:
@@ -38,6 +40,7 @@ def test_retinanet_config_traces_every_val_image_once_per_epoch(
     monkeypatch.setenv("MLD_COCO_ROOT", f"{tmp_path / 'coco'}/")
     cfg = Config.fromfile(HERE / "retinanet_tiny_coco.py")
     cfg.work_dir = str(tmp_path / "work")
+    cfg.custom_hooks[0]["previews"] = True  # as a user would add to the config's hook
     Runner.from_cfg(cfg).train()
 
     traces = LocalStore(mld_home).read_traces("retinanet", "v1", None).to_pandas()
@@ -57,3 +60,7 @@ def test_retinanet_config_traces_every_val_image_once_per_epoch(
     result = Evaluator("retinanet", "v1").request_evaluation(n_epoch=None)
     assert result.summary_epochs == {"val": 2}
     assert set(result.get_samples()["epoch"]) == {1, 2}
+    previews = result.tables["previews"]
+    assert sorted(previews["input_id"]) == ids
+    image = Image.open(io.BytesIO(previews["preview"].iloc[0]))
+    assert image.format == "JPEG" and max(image.size) <= 128

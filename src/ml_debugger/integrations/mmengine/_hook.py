@@ -46,6 +46,8 @@ class MLDebuggerHook(Hook):
         interval: trace every ``interval``-th validation run (1: all; 0: none).
         label_names: class names by label; by default the evaluation dataset's ``classes``.
         record_features: record per-box BEV features of 3-D models (sampled from the neck's maps).
+        previews: store a JPEG of each 2-D image input (at most 128 px) for the dashboard (off by
+            default; 3-D frames have none).
         store: where to write (by default the store the environment selects).
         strict: raise tracing failures instead of warning once and letting training go on.
 
@@ -67,6 +69,7 @@ class MLDebuggerHook(Hook):
         interval: int = 1,
         label_names: Sequence[str] | None = None,
         record_features: bool = True,
+        previews: bool = False,
         store: TraceStore | None = None,
         strict: bool = False,
     ) -> None:
@@ -80,7 +83,7 @@ class MLDebuggerHook(Hook):
         )
         self.interval = check_every_n(interval, "interval")
         self.label_names = None if label_names is None else [str(n) for n in label_names]
-        self.record_features = record_features
+        self.record_features, self.previews = record_features, previews
         self._store = store
         self._guard = TracingGuard("mmengine", strict=strict)
         self._rows: Rows2D | Rows3D | None = None
@@ -190,7 +193,9 @@ class MLDebuggerHook(Hook):
                 model, self.model_name, self.version_name, record_features=self.record_features, **common
             )
         else:
-            self._rows = Rows2D(model, self.model_name, self.version_name, rank=get_rank(), **common)
+            self._rows = Rows2D(
+                model, self.model_name, self.version_name, rank=get_rank(), previews=self.previews, **common
+            )
 
     def _commit(self) -> None:
         if self._loop is None:

@@ -20,6 +20,7 @@ import numpy as np
 from torch import nn
 
 from ml_debugger.core import TraceSession
+from ml_debugger.core.previews import encode_previews
 from ml_debugger.exceptions import TraceValidationError
 from ml_debugger.integrations.mmengine._batches import sample_ids
 from ml_debugger.store import TraceStore
@@ -47,8 +48,10 @@ class Rows2D:
         store: TraceStore | None,
         strict: bool,
         rank: int,
+        previews: bool = False,
     ) -> None:
         self.thresholds = model_thresholds(model)
+        self.previews = previews
         self.label_names = None if label_names is None else tuple(str(n) for n in label_names)
         self.session = TraceSession(model_name, version_name, "detection2d", store=store, rank=rank, strict=strict)
 
@@ -60,8 +63,8 @@ class Rows2D:
     ) -> DetectionBatch:
         """The rows of the images of ``data_batch`` (already without sampler padding); ``indices``
         are their indices in ``dataset`` when known."""
-        images = data_batch["inputs"]
-        hashes = image_batch([to_numpy(image) for image in images], channels_last=False).hashes
+        images = [to_numpy(image) for image in data_batch["inputs"]]
+        hashes = image_batch(images, channels_last=False).hashes
         sizes = np.asarray([original_size(sample, i) for i, sample in enumerate(outputs)], dtype=np.int64)
         predictions = []
         for sample, (width, height) in zip(outputs, sizes):
@@ -79,10 +82,16 @@ class Rows2D:
             predictions_from(predictions), targets_from(truth, len(outputs)), input_hashes=hashes,
             image_sizes=sizes, input_ids=sample_ids(outputs, self.task, indices), thresholds=self.thresholds,
             label_names=self.label_names,
+            previews=encode_previews([bgr_to_rgb(image) for image in images]) if self.previews else None,
         )
 
     def close(self) -> None:
         self.session.close()
+
+
+def bgr_to_rgb(image: np.ndarray) -> np.ndarray:
+    """A ``(C, H, W)`` image as loaded by MMCV (BGR for colour images) with RGB channels."""
+    return image[::-1] if image.ndim == 3 and image.shape[0] == 3 else image
 
 
 def _boxes(value: Any) -> np.ndarray:
