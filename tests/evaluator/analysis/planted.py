@@ -125,7 +125,7 @@ def make_planted(
     conflicting = np.concatenate([conflict, conflict[conf_idx]])
     leaked = np.concatenate([leaked_src | leaked_dst, np.zeros(len(conf_idx), dtype=bool)])
 
-    frames, probas, feats, truth = [], [], [], []
+    frames, probas, feats = [], [], []
     middle = set(range(1, n_epochs - 1))
     for epoch in range(n_epochs):
         p = proba[base_rows].copy()
