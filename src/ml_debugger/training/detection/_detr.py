@@ -1,6 +1,7 @@
 """The DETR family: Hugging Face ``DetrForObjectDetection``, ``ConditionalDetrForObjectDetection``,
 ``DeformableDetrForObjectDetection`` and facebookresearch-style modules returning
 ``{"pred_logits", "pred_boxes"}`` (boxes normalised cxcywh relative to each unpadded image).
+Hugging Face RT-DETR, D-FINE and YOLOS build on this adapter (``_detr_hf``).
 
 Scores as each family's own post-processing defines them: DETR takes a softmax over the classes
 and the "no object" class and keeps every query's best real class; Conditional and Deformable
@@ -25,16 +26,12 @@ from ml_debugger.training.detection._features import OutputCapture, half_numpy, 
 from ml_debugger.training.detection._thresholds import ThresholdPolicy
 from ml_debugger.training.detection._torch_base import TorchDetectionTracer
 
-HF_CLASSES = ("DetrForObjectDetection", "ConditionalDetrForObjectDetection", "DeformableDetrForObjectDetection")
 FB_ATTRIBUTES = ("class_embed", "bbox_embed", "query_embed")
 
 
-def hf_detr_name(model: nn.Module) -> str | None:
-    """The Hugging Face DETR class ``model`` is (or derives from), or None."""
-    for cls in type(model).__mro__:
-        if cls.__module__.startswith("transformers.") and cls.__name__ in HF_CLASSES:
-            return cls.__name__
-    return None
+def is_transformers_model(model: nn.Module) -> bool:
+    """``model`` is (or derives from) a Hugging Face ``transformers`` class."""
+    return any(cls.__module__.startswith("transformers.") for cls in type(model).__mro__)
 
 
 def is_fb_detr(model: nn.Module) -> bool:
@@ -71,7 +68,7 @@ class DETRTracer(TorchDetectionTracer):
     policy = ThresholdPolicy(model_applies=False, uses_nms=False)
 
     def __init__(self, model: nn.Module, *args: Any, **kwargs: Any) -> None:
-        self._hf = hf_detr_name(model) is not None
+        self._hf = is_transformers_model(model)
         super().__init__(model, *args, **kwargs)
         modules = {
             name: getattr(model, name) for name in ("transformer", "backbone")
@@ -95,9 +92,12 @@ class DETRTracer(TorchDetectionTracer):
         id2label = self.model.config.id2label
         return [str(id2label.get(i, i)) for i in range(self.model.config.num_labels)]
 
-    def _model_thresholds(self) -> Thresholds:
+    def _num_queries(self) -> int | None:
         queries = self.model.config.num_queries if self._hf else getattr(self.model, "num_queries", None)
-        return Thresholds(max_detections=queries if self.scoring == "softmax" and isinstance(queries, int) else None)
+        return queries if isinstance(queries, int) else None
+
+    def _model_thresholds(self) -> Thresholds:
+        return Thresholds(max_detections=self._num_queries() if self.scoring == "softmax" else None)
 
     @contextmanager
     def _armed(self) -> Iterator[dict[str, Any]]:
@@ -112,13 +112,16 @@ class DETRTracer(TorchDetectionTracer):
             output = self._forward(inputs)
         return output, captured
 
-    def _adapt(self, output: Any, state: Any, images: ImageBatch, targets: list[ImageTargets]) -> Adapted:
+    def _read(self, output: Any, state: Any) -> tuple[torch.Tensor, torch.Tensor, Any, Any]:
+        """``(logits, boxes, decoder query states (B, Q, d) or None, encoder output or None)``; the
+        encoder output is tokens ``(B, n, d)``, a ``(B, C, H, W)`` map or a list of maps."""
         if self._hf:
-            logits, boxes = output.logits, output.pred_boxes
-            queries, memory = output.last_hidden_state, output.encoder_last_hidden_state
-        else:
-            logits, boxes = output["pred_logits"], output["pred_boxes"]
-            queries, memory = self._fb_queries(state, logits.shape[:2]), _last_map(state.get("backbone"))
+            return output.logits, output.pred_boxes, output.last_hidden_state, output.encoder_last_hidden_state
+        logits = output["pred_logits"]
+        return logits, output["pred_boxes"], self._fb_queries(state, logits.shape[:2]), _last_map(state.get("backbone"))
+
+    def _adapt(self, output: Any, state: Any, images: ImageBatch, targets: list[ImageTargets]) -> Adapted:
+        logits, boxes, queries, memory = self._read(output, state)
         with torch.no_grad():
             scores, labels, query = self._scores(logits.detach().float())
             predictions = []
@@ -131,8 +134,7 @@ class DETRTracer(TorchDetectionTracer):
                 predictions.append(p)
             image_features = None
             if self.record_features and memory is not None:
-                tokens = memory.ndim == 3  # Hugging Face: (batch, tokens, d); facebookresearch: a backbone map
-                image_features = half_numpy(memory.detach().float().mean(dim=1) if tokens else pooled([memory]))
+                image_features = half_numpy(_pooled_memory(memory))
         return Adapted(predictions, image_features=image_features)
 
     def _scores(self, logits: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
@@ -164,6 +166,13 @@ class DETRTracer(TorchDetectionTracer):
         return None
 
 
+def _pooled_memory(memory: Any) -> torch.Tensor:
+    """``(B, d)``: tokens ``(B, n, d)`` averaged, or ``(B, C, H, W)`` maps (one or a list) pooled."""
+    if isinstance(memory, torch.Tensor) and memory.ndim == 3:
+        return memory.detach().float().mean(dim=1)
+    return pooled(list(memory) if isinstance(memory, (list, tuple)) else [memory])
+
+
 def _cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
     centre, size = boxes[:, :2], boxes[:, 2:]
     return torch.cat([centre - size / 2, centre + size / 2], dim=1)
@@ -181,9 +190,3 @@ class DeformableDETRTracer(ConditionalDETRTracer):
     """Deformable DETR (sigmoid scores, top-100 (query, class) pairs)."""
 
     family = "Deformable DETR"
-
-
-def hf_detr_class(model: nn.Module) -> type[DETRTracer] | None:
-    """The tracer of a Hugging Face DETR-family model, or None."""
-    tracers = dict(zip(HF_CLASSES, (DETRTracer, ConditionalDETRTracer, DeformableDETRTracer)))
-    return tracers.get(hf_detr_name(model))

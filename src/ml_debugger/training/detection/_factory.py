@@ -60,11 +60,8 @@ def _torch_family(model: Any) -> type[DetectionTracer] | None:
         if tracer is not None:
             return tracer
     from ml_debugger.training.detection._centernet import CenterNetTracer, is_centernet
-    from ml_debugger.training.detection._detr import (
-        fb_detr_class,
-        hf_detr_class,
-        is_fb_detr,
-    )
+    from ml_debugger.training.detection._detr import fb_detr_class, is_fb_detr
+    from ml_debugger.training.detection._detr_hf import hf_detr_class
 
     if "transformers" in roots:
         return hf_detr_class(model)

@@ -41,6 +41,10 @@ SUPPORTED = (
         "DETR, Conditional DETR, Deformable DETR (Hugging Face *ForObjectDetection, or facebookresearch-style "
         "modules with class_embed / bbox_embed / query_embed returning {'pred_logits', 'pred_boxes'})"
     ),
+    (
+        "Hugging Face RT-DETR (RTDetrForObjectDetection, RTDetrV2ForObjectDetection), D-FINE "
+        "(DFineForObjectDetection) and YOLOS (YolosForObjectDetection)"
+    ),
     "CenterNet-style modules with 'hm' / 'wh' / 'reg' heads",
     "any torch.nn.Module whose eval output is a list of per-image dicts with 'boxes', 'scores', 'labels'",
     "KerasCV / KerasHub object detectors (a bounding_box_format and a prediction decoder)",
