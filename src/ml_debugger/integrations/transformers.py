@@ -3,10 +3,11 @@
 Forward hooks on the model (active only while it runs in eval mode) keep each evaluation batch's
 logits, the classifier's input as features, the labels and input hashes; ``on_evaluate`` records
 them with ids (positions in the sequential eval sampler, or ``id_column``) and commits the epoch.
-Neither the model nor the collator changes. A DETR-family detector (or ``task="detection2d"``) is
-traced as a 2-D detector: each eval-mode forward's logits and boxes are read as the image
-processor's ``post_process_object_detection`` reads them, with the ground truth and original image
-sizes of the ``labels`` the Trainer passes to the model.
+Neither the model nor the collator changes. A DETR-family detector (DETR, Conditional / Deformable
+DETR, RT-DETR / RT-DETRv2, D-FINE, YOLOS; or ``task="detection2d"``) is traced as a 2-D detector:
+each eval-mode forward's logits and boxes are read as the image processor's
+``post_process_object_detection`` reads them, with the ground truth and original image sizes of
+the ``labels`` the Trainer passes to the model.
 """
 
 from __future__ import annotations
