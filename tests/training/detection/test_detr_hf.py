@@ -150,3 +150,23 @@ def test_trainer_evaluate_records_the_image_processors_detections(tmp_path: Path
     )
     check_processed(rows, processed, [(SIDE, SIDE)] * 4)
     assert {len(f) for cell in rows["pred_features"] for f in cell} == {WIDTH}
+
+
+@pytest.mark.parametrize("name", ["RTDETRTracer", "YOLOSTracer"])
+def test_fewer_detections_are_the_processors_best(store: LocalStore, name: str) -> None:
+    model = hf_model(name)
+    subclass = type("Finetuned", (type(model),), {})  # a user's subclass is recognised by its base
+    assert detector_class(subclass(model.config)).__name__ == name
+    with pytest.warns(UserWarning, match="does not use NMS; iou_thresh=0.5 is ignored"):
+        tracer = ObjectDetectionTracer(model, "m", "v1", iou_thresh=0.5, max_detections_per_image=3, store=store)
+    assert (tracer.iou_thresh, tracer.max_detections_per_image) == (None, 3)
+    pixels = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        output = model(pixel_values=pixels)
+    got = tracer.batch_from_output(output, pixels, GT_LIST[:1]).predictions[0]  # not recorded: no second pass
+    want = MODELS[name][2]().post_process_object_detection(output, threshold=0.05, target_sizes=[(64, 64)])[0]
+    best = torch.argsort(want["scores"], descending=True, stable=True)[:3].numpy()
+    assert len(best) == 3
+    np.testing.assert_allclose(got.scores, want["scores"].numpy()[best], rtol=1e-5)
+    assert got.labels.tolist() == want["labels"].numpy()[best].tolist()
+    np.testing.assert_allclose(got.boxes, want["boxes"].numpy()[best].clip(0, 64), rtol=1e-5, atol=1e-3)
