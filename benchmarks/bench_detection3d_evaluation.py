@@ -240,7 +240,7 @@ def child_devkit(store: LocalStore, model: str) -> dict:
 def run_child(args: argparse.Namespace, side: str, model: str) -> dict:
     command = [sys.executable, __file__, "--child", side, "--store", args.store, "--model", model,
                "--repeats", str(args.repeats), *(["--profile", f"{args.profile}.{model}"] if args.profile else [])]  # fmt: skip
-    out = subprocess.run(command, capture_output=True, text=True)
+    out = subprocess.run(command, capture_output=True, text=True, check=False)
     if out.returncode:
         raise RuntimeError(f"{side} on {model} failed:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -40,9 +40,9 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from sklearn.neighbors import NearestNeighbors
 
 from ml_debugger.evaluator.analysis.config import AnalysisConfig
+from ml_debugger.evaluator.analysis.neighbors import NeighborIndex
 
 logger = logging.getLogger(__name__)
 
@@ -253,8 +253,7 @@ def _add_regions(
 
 def _neighbors_of(x: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Distances and positions of the ``k`` nearest other units of each query unit."""
-    index = NearestNeighbors(n_neighbors=k + 1).fit(x)
-    distances, neighbors = index.kneighbors(x[queries])
+    distances, neighbors = NeighborIndex(x).kneighbors(x[queries], k + 1)
     is_self = neighbors == queries[:, None]
     # Drop the query itself (or, if a duplicate hid it, the farthest neighbour).
     drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from scipy.spatial import cKDTree
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
@@ -120,6 +121,36 @@ def neighbor_signals(
     return pd.DataFrame(columns, index=samples.index)
 
 
+KD_TREE_MAX_DIM = 15
+"""Up to this many dimensions neighbours are searched in a k-d tree, above by brute force (as
+scikit-learn's ``algorithm="auto"`` chooses)."""
+
+
+class NeighborIndex:
+    """Exact Euclidean k-nearest-neighbour search over ``points``.
+
+    Low-dimensional points (box geometry, a few signals) go into scipy's ``cKDTree``, which
+    answers the same queries as scikit-learn's k-d tree 2-3x faster; others into scikit-learn's
+    brute-force ``NearestNeighbors`` (BLAS). Distances are float64; ties in distance may be
+    ordered differently by the two.
+    """
+
+    def __init__(self, points: np.ndarray) -> None:
+        self.tree = None
+        if points.shape[1] <= KD_TREE_MAX_DIM:
+            # Sliding-midpoint splits: 2x faster queries than median splits on box geometry (measured).
+            self.tree = cKDTree(np.asarray(points, dtype=np.float64), balanced_tree=False)
+        else:
+            self.index = NearestNeighbors(algorithm="brute").fit(points)
+
+    def kneighbors(self, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(len(points), k)`` distances and positions of the ``k`` nearest points, nearest first."""
+        if self.tree is None:
+            return self.index.kneighbors(points, n_neighbors=k)
+        distance, neighbors = self.tree.query(np.asarray(points, dtype=np.float64), k=list(range(1, k + 1)))
+        return distance, neighbors.astype(np.int64, copy=False)
+
+
 class _Pool:
     """Nearest-neighbour search over one group, with each unit's leave-one-out neighbours.
 
@@ -136,9 +167,8 @@ class _Pool:
         sample = n > max_pool
         self.pool = np.sort(rng.choice(n, max_pool, replace=False)) if sample else np.arange(n)
         self.k = min(k_neighbors, len(self.pool) - 1)
-        # "auto" picks a k-d tree up to 15 dimensions and BLAS brute force above.
-        self.index = NearestNeighbors(n_neighbors=self.k).fit(points[self.pool])
-        distance, neighbors = self.index.kneighbors(points, n_neighbors=self.k + 1)
+        self.index = NeighborIndex(points[self.pool])
+        distance, neighbors = self.index.kneighbors(points, self.k + 1)
         neighbors = self.pool[neighbors]
         drop = neighbors == np.arange(n)[:, None]
         drop[~drop.any(axis=1), -1] = True  # not found as its own neighbour: drop the farthest
@@ -150,7 +180,7 @@ class _Pool:
     def query(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean distance of each point to its ``k`` nearest units of the group, and their
         ``(len(points), k)`` row positions within the group."""
-        distance, neighbors = self.index.kneighbors(points, n_neighbors=self.k)
+        distance, neighbors = self.index.kneighbors(points, self.k)
         return distance.mean(axis=1), self.pool[neighbors]
 
     def percentile(self, distance: np.ndarray) -> np.ndarray:

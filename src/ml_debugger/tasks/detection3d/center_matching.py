@@ -25,7 +25,12 @@ import pandas as pd
 from ml_debugger.exceptions import ConfigurationError
 from ml_debugger.tasks.detection2d.matching import greedy_match, segment_starts
 from ml_debugger.tasks.detection3d.frame_set import FrameSet
-from ml_debugger.tasks.detection3d.nuscenes_config import NUSCENES_DEFAULTS, EvaluatedClasses, NuScenesConfig
+from ml_debugger.tasks.detection3d.nuscenes_config import (
+    NUSCENES_DEFAULTS,
+    EvaluatedClasses,
+    NuScenesConfig,
+    stable_argsort,
+)
 
 __all__ = ["CenterMatching", "box_pair_errors", "match_centers", "match_classes"]
 
@@ -209,7 +214,7 @@ def box_pair_errors(
 
 def _group_position(frames: FrameSet, classes: EvaluatedClasses) -> np.ndarray:
     """Each evaluated detection's position in the devkit's order within its (frame, class); others -1."""
-    rows = classes.dt_order[np.argsort(frames.dt_frame[classes.dt_order], kind="stable")]  # groups, order kept
+    rows = classes.dt_order[stable_argsort(frames.dt_frame[classes.dt_order], frames.n_frames)]  # groups, order kept
     key = frames.dt_frame[rows] * len(classes.names) + classes.dt_class[rows]
     starts = segment_starts(key)
     step = np.full(frames.n_dt, -1, np.int64)
@@ -241,7 +246,7 @@ def _pairwise(
     frame = np.repeat(busy, n_pieces)
     first = (np.arange(len(frame)) - np.repeat(np.cumsum(n_pieces) - n_pieces, n_pieces)) * np.repeat(per_piece, n_pieces)
     size = np.minimum(np.repeat(per_piece, n_pieces), dt_count[frame] - first)
-    by_size = np.argsort(size, kind="stable")
+    by_size = np.lexsort((gt_count[frame], size))  # similar pieces share a block: little padding
     dt_start, gt_start = np.cumsum(dt_count) - dt_count, np.cumsum(gt_count) - gt_count
     parts = []
     lo = 0
@@ -274,20 +279,21 @@ def _block(
 
     ``dx * dx + dy * dy`` are the operations of the matching distance, so ``sqrt`` of an entry is
     that distance exactly. Padding sits at x = -+1e300, whose squared distance to anything
-    overflows to ``inf``: it is never a nearest box nor a candidate.
+    overflows to ``inf``: it is never a nearest box nor a candidate. The block is laid out
+    ``(pieces, GTs, detections)``: the longest axis last, where numpy's loops are fastest.
     """
     dt_ok, gt_ok = dt >= 0, gt >= 0
     d, g = np.maximum(dt, 0), np.maximum(gt, 0)
     xd, xg = np.where(dt_ok, frames.dt_boxes[d, 0], -_FAR), np.where(gt_ok, frames.gt_boxes[g, 0], _FAR)
     with np.errstate(over="ignore", invalid="ignore"):
-        sq = xd[:, :, None] - xg[:, None, :]
+        sq = xd[:, None, :] - xg[:, :, None]
         np.multiply(sq, sq, out=sq)
-        dy = frames.dt_boxes[d, 1][:, :, None] - frames.gt_boxes[g, 1][:, None, :]
+        dy = frames.dt_boxes[d, 1][:, None, :] - frames.gt_boxes[g, 1][:, :, None]
         np.multiply(dy, dy, out=dy)
         sq += dy
-    same_sq = np.where(classes.dt_class[d][:, :, None] == classes.gt_class[g][:, None, :], sq, np.inf)
+    same_sq = np.where(classes.dt_class[d][:, None, :] == classes.gt_class[g][:, :, None], sq, np.inf)
     for values, kind in ((same_sq, ""), (sq, "_any")):
-        for axis, side, other, mine, theirs in ((2, "dt", "gt", d, g), (1, "gt", "dt", g, d)):
+        for axis, side, other, mine, theirs in ((1, "dt", "gt", d, g), (2, "gt", "dt", g, d)):
             which = values.argmin(axis=axis)
             best = np.sqrt(np.take_along_axis(values, np.expand_dims(which, axis), axis).squeeze(axis))
             picked = np.take_along_axis(theirs, which, axis=1)
@@ -296,8 +302,11 @@ def _block(
             ok = np.isfinite(best) & ((best < now) | ((best == now) & (picked < now_row)))
             near[f"{side}_nearest_{other}{kind}"][mine[ok]] = picked[ok]
             near[f"{side}_nearest_{other}{kind}_dist"][mine[ok]] = best[ok]
-    f, i, j = np.nonzero(same_sq < max_dist * max_dist * (1 + 1e-9))  # a superset; the exact test follows
-    pair_dt, pair_gt, dist = d[f, i], g[f, j], np.sqrt(same_sq[f, i, j])
+    flat = np.flatnonzero(same_sq < max_dist * max_dist * (1 + 1e-9))  # a superset; the exact test follows
+    n_gt, n_dt = same_sq.shape[1:]
+    piece, position = flat // (n_gt * n_dt), flat % n_dt
+    pair_dt, pair_gt = d[piece, position], g[piece, flat // n_dt % n_gt]
+    dist = np.sqrt(same_sq.ravel()[flat])
     keep = (dist < max_dist) & classes.dt_evaluated[pair_dt] & classes.gt_evaluated[pair_gt]
     return pair_dt[keep], pair_gt[keep], dist[keep]
 

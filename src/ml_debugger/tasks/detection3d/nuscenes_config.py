@@ -179,6 +179,13 @@ def devkit_order(frames: FrameSet, dt_class: np.ndarray, keep: np.ndarray) -> np
     index (a later frame first, and within a frame a later row first).
     """
     rows = np.flatnonzero(keep)
-    rows = rows[np.argsort(frames.dt_frame[rows], kind="stable")][::-1]  # descending pooled index
+    rows = rows[stable_argsort(frames.dt_frame[rows], frames.n_frames)][::-1]  # descending pooled index
     rows = rows[np.argsort(-frames.dt_scores[rows], kind="stable")]
-    return rows[np.argsort(dt_class[rows], kind="stable")]
+    return rows[stable_argsort(dt_class[rows], int(dt_class.max(initial=0)))]
+
+
+def stable_argsort(values: np.ndarray, largest: int) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` of non-negative ints at most ``largest``; as 16-bit
+    ints when they fit, which numpy sorts by radix (several times faster on millions of rows)."""
+    small = values.astype(np.int16) if largest < 2**15 else values
+    return np.argsort(small, kind="stable")
