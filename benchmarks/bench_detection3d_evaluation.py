@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
-import functools
 import json
 import os
 import resource
@@ -49,12 +48,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests/
+
+from step_timer import StepTimer  # noqa: E402  (beside this script)
 
 from ml_debugger.core import TraceSession
 from ml_debugger.store import LocalStore
@@ -142,31 +142,6 @@ def record(store: LocalStore, frames: FrameSet, model: str, batch: int = 32) -> 
         )
     session.wait_for_save()
     session.close()
-
-
-class StepTimer:
-    """Wall and CPU seconds per step, from wrappers around the functions a step calls (outermost only)."""
-
-    def __init__(self) -> None:
-        self.wall: dict[str, float] = defaultdict(float)
-        self.cpu: dict[str, float] = defaultdict(float)
-        self.depth = 0
-
-    def wrap(self, label: str, fn):
-        @functools.wraps(fn)
-        def timed(*args, **kwargs):
-            if self.depth:
-                return fn(*args, **kwargs)
-            self.depth += 1
-            wall, cpu = time.perf_counter(), time.process_time()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.wall[label] += time.perf_counter() - wall
-                self.cpu[label] += time.process_time() - cpu
-                self.depth -= 1
-
-        return timed
 
 
 def child_ours(store: LocalStore, model: str, repeats: int, profile: str | None) -> dict:

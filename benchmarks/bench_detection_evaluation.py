@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
-import functools
 import io
 import json
 import resource
@@ -45,6 +44,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests/
+
+from step_timer import StepTimer  # noqa: E402  (beside this script)
 
 import ml_debugger.tasks.detection2d.evaluation as evaluation_module
 from ml_debugger.evaluator import Evaluator
@@ -78,35 +79,6 @@ STEPS = {  # name in evaluation.py -> step label, in the order they run
     "heatmaps": "tables",
 }
 STORE_STEPS = {"read_traces": "read Parquet parts", "save_result": "save result (Parquet)"}
-
-
-class StepTimer:
-    """Wall and CPU seconds per step, from wrappers around the functions a step calls."""
-
-    def __init__(self) -> None:
-        self.wall: dict[str, float] = defaultdict(float)
-        self.cpu: dict[str, float] = defaultdict(float)
-        self.depth = 0
-
-    def wrap(self, label: str, fn):
-        @functools.wraps(fn)
-        def timed(*args, **kwargs):
-            if self.depth:  # nested in another timed step: counted there
-                return fn(*args, **kwargs)
-            self.depth += 1
-            wall, cpu = time.perf_counter(), time.process_time()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.wall[label] += time.perf_counter() - wall
-                self.cpu[label] += time.process_time() - cpu
-                self.depth -= 1
-
-        return timed
-
-    def reset(self) -> None:
-        self.wall.clear()
-        self.cpu.clear()
 
 
 def install_timers(timer: StepTimer) -> None:
