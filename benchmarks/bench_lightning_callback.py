@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ml_debugger.integrations.lightning import MLDebuggerCallback
 from ml_debugger.store import LocalStore
+from step_timer import time_methods  # beside this script
 
 
 class SmallCNN(pl.LightningModule):
@@ -71,22 +72,6 @@ class Stopwatch:
 HOOKS = ("on_validation_epoch_start", "on_validation_batch_start", "on_validation_batch_end", "on_validation_epoch_end")
 
 
-def time_hooks(callback: pl.Callback) -> list[float]:
-    """Wrap the callback's validation hooks; returns the list their seconds are added to."""
-    spent = [0.0]
-
-    def timed(method):
-        def call(*args, **kwargs) -> None:
-            started = time.perf_counter()
-            method(*args, **kwargs)
-            spent[0] += time.perf_counter() - started
-        return call
-
-    for name in HOOKS:
-        setattr(callback, name, timed(getattr(callback, name)))
-    return spent
-
-
 def trainer(callbacks: list[pl.Callback]) -> pl.Trainer:
     return pl.Trainer(
         accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
@@ -110,7 +95,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         plain, traced = Stopwatch(), Stopwatch()
         callback = MLDebuggerCallback("bench_cnn", "v1", store=LocalStore(home))
-        in_hooks = time_hooks(callback)
+        in_hooks = time_methods(callback, HOOKS)
         runs = {
             "plain": lambda: trainer([plain.start, plain.stop]).validate(model, loader, verbose=False),
             "traced": lambda: trainer([traced.start, callback, traced.stop]).validate(model, loader, verbose=False),

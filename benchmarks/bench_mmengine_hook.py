@@ -35,6 +35,7 @@ from mmengine.hub import get_config
 from mmengine.runner import Runner
 
 from ml_debugger.integrations.mmengine import MLDebuggerHook
+from step_timer import time_methods  # beside this script
 from ml_debugger.store import LocalStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,22 +75,6 @@ class Stopwatch:
         self.cpu.clear()
 
 
-def time_hook(hook: Hook) -> list[float]:
-    """Wrap the hook's validation methods; returns the list their seconds are added to."""
-    spent = [0.0]
-
-    def timed(method):
-        def call(*args, **kwargs) -> None:
-            started = time.perf_counter()
-            method(*args, **kwargs)
-            spent[0] += time.perf_counter() - started
-        return call
-
-    for name in TRACED:
-        setattr(hook, name, timed(getattr(hook, name)))
-    return spent
-
-
 def config(size: str, work_dir: Path) -> Config:
     cfg = Config.fromfile(TINY)  # the data settings (KITTI layout under $MLD_KITTI_ROOT, CPU metric)
     if size == "shipped":
@@ -119,7 +104,7 @@ def main() -> None:
         write_kitti_like(tmp / "kitti", 0, args.frames, ground_points=args.points - 500)
         os.environ["MLD_KITTI_ROOT"] = f"{tmp / 'kitti'}/"
         hook = MLDebuggerHook("bench_pointpillars", "v1", store=LocalStore(tmp / "mld"))
-        in_hook = time_hook(hook)
+        in_hook = time_methods(hook, TRACED)
         plain, traced = Stopwatch(), Stopwatch()
         plain_runner = Runner.from_cfg(config(args.size, tmp / "plain"))
         plain_runner.register_custom_hooks(plain.hooks)

@@ -1,4 +1,4 @@
-"""StepTimer: wall and CPU seconds per evaluation step, for the evaluation benchmarks."""
+"""Timing helpers shared by the benchmarks: seconds per evaluation step, seconds inside a hook."""
 
 from __future__ import annotations
 
@@ -35,3 +35,24 @@ class StepTimer:
     def reset(self) -> None:
         self.wall.clear()
         self.cpu.clear()
+
+
+def time_methods(obj: object, names: tuple[str, ...] | list[str]) -> list[float]:
+    """Wrap ``obj``'s methods ``names`` (a callback's or hook's); returns the one-item list their
+    wall seconds are added to."""
+    spent = [0.0]
+
+    def timed(method):
+        @functools.wraps(method)
+        def call(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - started
+
+        return call
+
+    for name in names:
+        setattr(obj, name, timed(getattr(obj, name)))
+    return spent
